@@ -1,0 +1,197 @@
+//! Running a `wasi:cli/command` dyno: instantiate, call `run`, watch for
+//! `$PORT`, and carry out the stop sequence.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio::time::{Instant as TokioInstant, sleep_until};
+use wasmtime_wasi::I32Exit;
+
+use super::engine::Pre;
+use super::output::DynoOutput;
+use super::sandbox::Terminated;
+use super::{
+    Cause, Exit, Launch, Reporter, Runtime, STATUS_KILLED, STATUS_TERMINATED, STATUS_TRAPPED,
+    Signals, State,
+};
+use crate::logbus::LogBus;
+
+pub(crate) async fn run(
+    runtime: Arc<Runtime>,
+    bus: LogBus,
+    launch: Launch,
+    signals: Arc<Signals>,
+    reporter: Reporter,
+) {
+    let Pre::Command(pre) = &launch.prepared.pre else {
+        unreachable!("command::run is only called for command components")
+    };
+    let sb = &launch.sandbox;
+    let output = DynoOutput::new(bus, &sb.app, &sb.dyno);
+    let started = Instant::now();
+    let mut store = match sb.store(
+        runtime.engine(),
+        &launch.args,
+        &output,
+        signals.clone(),
+        started,
+    ) {
+        Ok(store) => store,
+        Err(e) => {
+            return reporter.finish(
+                Exit {
+                    status: 1,
+                    cause: Cause::Failed(e.to_string()),
+                },
+                false,
+                launch.one_off,
+            );
+        }
+    };
+    let pre = pre.clone();
+    let guest = async move {
+        let command = pre.instantiate_async(&mut store).await?;
+        command.wasi_cli_run().call_run(&mut store).await
+    };
+    tokio::pin!(guest);
+
+    if !launch.web {
+        reporter.set(State::Up);
+    }
+    let port = sb.port;
+    let boot_deadline = TokioInstant::now() + launch.boot_timeout;
+    let mut listening = signals.watch_listening();
+    let mut stop = signals.watch_stop();
+    let mut kill_at: Option<TokioInstant> = None;
+
+    let outcome = loop {
+        let booting = launch.web && *reporter.state.borrow() == State::Starting;
+        tokio::select! {
+            res = &mut guest => break Some(res),
+            _ = listening.changed(), if booting => {
+                if let Some(port) = port {
+                    wait_listening(port, boot_deadline).await;
+                }
+                if *reporter.state.borrow() == State::Starting {
+                    reporter.set(State::Up);
+                }
+            }
+            _ = sleep_until(boot_deadline), if booting => {
+                signals.request_stop(Instant::now());
+                reporter.finish(Exit { status: STATUS_KILLED, cause: Cause::BootTimeout }, false, launch.one_off);
+                return;
+            }
+            _ = stop.changed(), if kill_at.is_none() => {
+                let Some(deadline) = *stop.borrow_and_update() else { continue };
+                reporter.set(State::Stopping);
+                reporter.log("Stopping all processes with SIGTERM");
+                // A guest that does not drain and is parked in the host
+                // (waiting on a socket, a sleep) ends now, as a process
+                // without a SIGTERM handler would; one computing ends at its
+                // next host call.
+                if !signals.drains() && signals.in_host.load(Ordering::SeqCst) {
+                    break None;
+                }
+                kill_at = Some(TokioInstant::from_std(deadline));
+            }
+            _ = sleep_until(kill_at.unwrap_or_else(TokioInstant::now)), if kill_at.is_some() => {
+                reporter.finish(Exit { status: STATUS_KILLED, cause: Cause::Killed }, true, launch.one_off);
+                return;
+            }
+        }
+    };
+    let stop_requested = signals.stop_deadline().is_some();
+    let exit = match outcome {
+        None => Exit {
+            status: STATUS_TERMINATED,
+            cause: Cause::Terminated,
+        },
+        Some(res) => exit_of(res, &signals),
+    };
+    reporter.finish(exit, stop_requested, launch.one_off);
+}
+
+/// Maps what `run` returned to an exit status.
+pub(crate) fn exit_of(res: wasmtime::Result<Result<(), ()>>, signals: &Signals) -> Exit {
+    let exited = |status| Exit {
+        status,
+        cause: Cause::Exited,
+    };
+    match res {
+        Ok(Ok(())) => exited(0),
+        Ok(Err(())) => exited(1),
+        Err(e) => {
+            if let Some(code) = e.downcast_ref::<I32Exit>() {
+                exited(code.0)
+            } else if e.downcast_ref::<Terminated>().is_some() {
+                Exit {
+                    status: STATUS_TERMINATED,
+                    cause: Cause::Terminated,
+                }
+            } else if signals.over_quota() {
+                Exit {
+                    status: STATUS_KILLED,
+                    cause: Cause::MemoryQuota,
+                }
+            } else {
+                Exit {
+                    status: STATUS_TRAPPED,
+                    cause: Cause::Trapped(trap_summary(&e)),
+                }
+            }
+        }
+    }
+}
+
+/// The first line of a trap's message and its trap code, without the
+/// wasm backtrace.
+fn trap_summary(e: &wasmtime::Error) -> String {
+    let trap = e
+        .downcast_ref::<wasmtime::Trap>()
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| e.to_string());
+    trap.lines().next().unwrap_or("trap").to_owned()
+}
+
+/// After the guest asked to listen on `$PORT`, waits until the kernel shows
+/// the socket listening, so `up` means connections will be accepted.
+async fn wait_listening(port: u16, deadline: TokioInstant) {
+    let mut pause = std::time::Duration::from_micros(50);
+    while TokioInstant::now() < deadline {
+        if port_listening(port) {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Whether some socket listens on TCP `port` on this host (Linux procfs).
+pub fn port_listening(port: u16) -> bool {
+    let needle = format!(":{port:04X} ");
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table).is_ok_and(|text| {
+            text.lines().skip(1).any(|line| {
+                let mut cols = line.split_whitespace();
+                let local = cols.nth(1).unwrap_or("");
+                let state = cols.nth(1).unwrap_or("");
+                state == "0A" && format!("{local} ").ends_with(&needle)
+            })
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sees_a_listening_port_only_while_listening() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(port_listening(port));
+        drop(l);
+        assert!(!port_listening(port));
+    }
+}

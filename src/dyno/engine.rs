@@ -1,0 +1,262 @@
+//! The one wasmtime `Engine` and `Linker` of a platform, and the cache of
+//! compiled components.
+//!
+//! *Prepare per release, instantiate per dyno*: [`Runtime::prepare`] turns a
+//! component file into a [`Prepared`] — compiled once (or loaded from
+//! `cache/compiled/`), world detected, imports linked — so that starting a
+//! dyno is only instantiation.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use super::DynoError;
+use super::sandbox::DynoData;
+use super::world::{self, World};
+
+/// How often the epoch advances: the CPU time slice a busy dyno gets
+/// before it yields to others, and the precision of the stop deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+/// Wasm stack per dyno: deep enough for real apps (StarlingMonkey needs
+/// about 1 MiB), small enough that a runaway recursion traps fast.
+const MAX_WASM_STACK: usize = 2 << 20;
+
+/// Engine-wide settings, fixed when the runtime starts.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// `cache/compiled/`: precompiled components.
+    pub cache_dir: PathBuf,
+    /// The largest memory quota any dyno may be given.
+    pub max_memory: usize,
+    /// Use the pooling allocator for instances (fast per-request
+    /// instantiation for proxy dynos). Probed at start: if the machine
+    /// refuses the address-space reservation, on-demand allocation is used.
+    pub pooling: bool,
+}
+
+/// The compiler and linker shared by every dyno of a platform.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<DynoData>,
+    cache_dir: PathBuf,
+    pooling: bool,
+    ticker: Option<std::thread::JoinHandle<()>>,
+    stop_ticker: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A component ready to be instantiated, with its world.
+pub struct Prepared {
+    /// The component's file, for messages.
+    pub path: PathBuf,
+    /// sha256 of the component's bytes.
+    pub digest: String,
+    pub(crate) pre: Pre,
+}
+
+pub(crate) enum Pre {
+    Command(CommandPre<DynoData>),
+    Proxy(ProxyPre<DynoData>),
+}
+
+impl Prepared {
+    pub fn world(&self) -> World {
+        match self.pre {
+            Pre::Command(_) => World::Command,
+            Pre::Proxy(_) => World::Proxy,
+        }
+    }
+}
+
+fn engine_config(max_memory: usize, pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(MAX_WASM_STACK);
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    if pooling {
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(2_000);
+        pool.total_core_instances(4_000);
+        pool.total_memories(4_000);
+        pool.total_tables(4_000);
+        pool.total_stacks(2_000);
+        pool.max_memory_size(max_memory);
+        // Memories past what a dyno touches are decommitted on reuse, so a
+        // slot keeps only what its last user needed resident.
+        pool.linear_memory_keep_resident(64 * 1024);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+impl Runtime {
+    /// Builds the engine and linker and starts the epoch ticker.
+    pub fn new(cfg: &RuntimeConfig) -> Result<Self, DynoError> {
+        let (engine, pooling) = match cfg.pooling {
+            true => match Engine::new(&engine_config(cfg.max_memory, true)) {
+                Ok(engine) => (engine, true),
+                Err(e) => {
+                    tracing::warn!("pooling allocator unavailable, using on-demand: {e:#}");
+                    (Self::plain_engine(cfg)?, false)
+                }
+            },
+            false => (Self::plain_engine(cfg)?, false),
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(DynoError::host)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(DynoError::host)?;
+        super::lifecycle::add_to_linker(&mut linker).map_err(DynoError::host)?;
+        std::fs::create_dir_all(&cfg.cache_dir).map_err(|e| DynoError::Io {
+            what: format!("creating {}", cfg.cache_dir.display()),
+            source: e,
+        })?;
+
+        let stop_ticker = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = stop_ticker.clone();
+            std::thread::Builder::new()
+                .name("wdyno-epoch".into())
+                .spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| DynoError::Io {
+                    what: "starting the epoch thread".into(),
+                    source: e,
+                })?
+        };
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir: cfg.cache_dir.clone(),
+            pooling,
+            ticker: Some(ticker),
+            stop_ticker,
+        })
+    }
+
+    fn plain_engine(cfg: &RuntimeConfig) -> Result<Engine, DynoError> {
+        Engine::new(&engine_config(cfg.max_memory, false)).map_err(DynoError::host)
+    }
+
+    /// Whether instances come from the pooling allocator.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (or loads from the cache) the component at `path`, checks
+    /// its world and links its imports.
+    pub fn prepare(&self, path: &Path) -> Result<Arc<Prepared>, DynoError> {
+        let bytes = std::fs::read(path).map_err(|e| DynoError::Io {
+            what: format!("reading {}", path.display()),
+            source: e,
+        })?;
+        world::check_header(path, &bytes)?;
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let component = self.compile_cached(path, &digest, &bytes)?;
+        let world = world::detect(path, &self.engine, &component)?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| DynoError::UnsupportedImports {
+                    path: path.to_owned(),
+                    why: format!("{e:#}"),
+                })?;
+        let pre =
+            match world {
+                World::Command => Pre::Command(CommandPre::new(instance_pre).map_err(|e| {
+                    DynoError::NotADyno {
+                        path: path.to_owned(),
+                        found: format!("a command without a usable wasi:cli/run: {e:#}"),
+                    }
+                })?),
+                World::Proxy => {
+                    Pre::Proxy(
+                        ProxyPre::new(instance_pre).map_err(|e| DynoError::NotADyno {
+                            path: path.to_owned(),
+                            found: format!("a proxy without a usable incoming-handler: {e:#}"),
+                        })?,
+                    )
+                }
+            };
+        Ok(Arc::new(Prepared {
+            path: path.to_owned(),
+            digest,
+            pre,
+        }))
+    }
+
+    /// The cache file for a component digest on this engine.
+    fn cache_path(&self, digest: &str) -> PathBuf {
+        let mut h = DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        self.cache_dir
+            .join(format!("{digest}-{:016x}.cwasm", h.finish()))
+    }
+
+    /// Whether the component with this digest is already compiled.
+    pub fn is_cached(&self, digest: &str) -> bool {
+        self.cache_path(digest).is_file()
+    }
+
+    fn compile_cached(
+        &self,
+        path: &Path,
+        digest: &str,
+        bytes: &[u8],
+    ) -> Result<Component, DynoError> {
+        let cached = self.cache_path(digest);
+        if cached.is_file() {
+            // SAFETY: only files this platform compiled land in the cache
+            // dir, named by the digest of their source and this engine's
+            // compatibility hash; a file that fails to load is recompiled.
+            match unsafe { Component::deserialize_file(&self.engine, &cached) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!(
+                    "recompiling {}: cached artifact unusable: {e:#}",
+                    path.display()
+                ),
+            }
+        }
+        let invalid = |e: wasmtime::Error| DynoError::InvalidComponent {
+            path: path.to_owned(),
+            why: format!("{e:#}"),
+        };
+        let compiled = self.engine.precompile_component(bytes).map_err(invalid)?;
+        let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, &compiled)
+            .and_then(|()| std::fs::rename(&tmp, &cached))
+            .map_err(|e| DynoError::Io {
+                what: format!("writing {}", cached.display()),
+                source: e,
+            })?;
+        // SAFETY: just produced by this engine from these bytes.
+        unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(invalid)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}

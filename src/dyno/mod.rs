@@ -1,0 +1,314 @@
+//! The wasm host: each dyno is a wasmtime store and component instance
+//! under the dyno contract of DESIGN.md.
+//!
+//! - [`engine`]: the one `Engine`/`Linker`, compiled-component cache,
+//!   *prepare per release*.
+//! - [`world`]: command or proxy, told from the component.
+//! - [`sandbox`]: everything one dyno may do, built in one place.
+//! - [`ports`], [`egress`]: who may bind and reach which port.
+//! - [`output`]: stdout/stderr → log lines.
+//! - [`lifecycle`]: `wdyno:dyno/lifecycle`, the stop signal.
+//! - [`command`], [`proxy`]: *instantiate per dyno* (or per request), the
+//!   state machine, and the stop sequence.
+
+pub mod command;
+pub mod egress;
+pub mod engine;
+pub mod lifecycle;
+pub mod output;
+pub mod ports;
+pub mod proxy;
+pub mod sandbox;
+pub mod world;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+pub use engine::{Prepared, Runtime, RuntimeConfig};
+pub use lifecycle::Signals;
+pub use ports::{PortBook, PortLease};
+pub use sandbox::{DEFAULT_MEMORY, Determinism, Sandbox};
+pub use world::World;
+
+use crate::logbus::LogBus;
+
+/// Time a web dyno has to bind `$PORT` (Heroku's R10 is at 60 s).
+pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time between SIGTERM and SIGKILL (Heroku's is 30 s).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// Errors of the wasm host.
+#[derive(Debug, thiserror::Error)]
+pub enum DynoError {
+    #[error("{}: this is {found}", path.display())]
+    NotADyno { path: PathBuf, found: String },
+    #[error("{}: not a valid WebAssembly component: {why}", path.display())]
+    InvalidComponent { path: PathBuf, why: String },
+    #[error(
+        "{}: imports an interface wdyno does not provide (dynos get WASI 0.2 and \
+         wdyno:dyno/lifecycle): {why}", path.display()
+    )]
+    UnsupportedImports { path: PathBuf, why: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("wasm host error: {0}")]
+    Host(String),
+}
+
+impl DynoError {
+    pub(crate) fn host(e: wasmtime::Error) -> Self {
+        DynoError::Host(format!("{e:#}"))
+    }
+}
+
+/// Where a dyno is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Starting,
+    Up,
+    Stopping,
+    Down,
+    Crashed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Up => "up",
+            State::Stopping => "stopping",
+            State::Down => "down",
+            State::Crashed => "crashed",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(self, State::Down | State::Crashed)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a dyno ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// `run` returned or the guest called `exit`.
+    Exited,
+    /// Stopped by the platform before it finished on its own (SIGTERM).
+    Terminated,
+    /// Still running at the end of the grace period (R12, SIGKILL).
+    Killed,
+    /// Went over its memory quota (R14).
+    MemoryQuota,
+    /// A web dyno that did not bind `$PORT` in time (R10).
+    BootTimeout,
+    /// The guest trapped.
+    Trapped(String),
+    /// The host could not start it.
+    Failed(String),
+}
+
+/// How a dyno ended: its exit status (0 or 143 clean, 137 killed, else the
+/// guest's own code) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    pub status: i32,
+    pub cause: Cause,
+}
+
+/// Status of a dyno stopped cleanly (128 + SIGTERM).
+pub const STATUS_TERMINATED: i32 = 143;
+/// Status of a dyno killed at the deadline (128 + SIGKILL).
+pub const STATUS_KILLED: i32 = 137;
+/// Status of a dyno that trapped (128 + SIGABRT).
+pub const STATUS_TRAPPED: i32 = 134;
+
+/// What to run as one dyno.
+#[derive(Clone)]
+pub struct Launch {
+    pub sandbox: Sandbox,
+    pub prepared: Arc<Prepared>,
+    /// The Procfile command as written, for the log (`bin/web $PORT`).
+    pub command_line: String,
+    /// argv, `argv[0]` being the component path.
+    pub args: Vec<String>,
+    /// A web dyno is `up` only once `$PORT` accepts connections.
+    pub web: bool,
+    /// A one-off dyno (`run.N`) ends `down`, never `crashed`.
+    pub one_off: bool,
+    pub boot_timeout: Duration,
+    pub grace: Duration,
+}
+
+/// A running (or finished) dyno. Dropping it does not stop it; call
+/// [`Dyno::stop`] and [`Dyno::wait`].
+pub struct Dyno {
+    name: String,
+    signals: Arc<Signals>,
+    state: watch::Receiver<State>,
+    exit: watch::Receiver<Option<Exit>>,
+    grace: Duration,
+    started: Instant,
+}
+
+/// The sending side of a dyno's state, held by its task.
+pub(crate) struct Reporter {
+    app: String,
+    name: String,
+    bus: LogBus,
+    state: watch::Sender<State>,
+    exit: watch::Sender<Option<Exit>>,
+}
+
+impl Reporter {
+    pub(crate) fn set(&self, to: State) {
+        let from = *self.state.borrow();
+        if from != to {
+            self.state.send_replace(to);
+            self.log(&format!("State changed from {from} to {to}"));
+        }
+    }
+
+    pub(crate) fn log(&self, text: &str) {
+        self.bus.platform(&self.app, &self.name, text);
+    }
+
+    /// Records the end: the R-code line if any, the exit status, the state.
+    pub(crate) fn finish(&self, exit: Exit, stop_requested: bool, one_off: bool) {
+        match &exit.cause {
+            Cause::Killed => self.log("Error R12 (Exit timeout) -> At least one process failed to exit within the grace period after SIGTERM"),
+            Cause::MemoryQuota => self.log("Error R14 (Memory quota exceeded)"),
+            Cause::BootTimeout => self.log("Error R10 (Boot timeout) -> Web process failed to bind to $PORT within the boot timeout"),
+            Cause::Trapped(why) => self.log(&format!("Process crashed: {why}")),
+            Cause::Failed(why) => self.log(&format!("Process failed to start: {why}")),
+            Cause::Exited | Cause::Terminated => {}
+        }
+        self.log(&format!("Process exited with status {}", exit.status));
+        let clean = stop_requested || one_off;
+        self.exit.send_replace(Some(exit));
+        self.set(if clean { State::Down } else { State::Crashed });
+    }
+}
+
+impl Dyno {
+    /// Starts a dyno: lays out its files and runs it on the current tokio
+    /// runtime. It reports `starting`, then `up` (or ends).
+    pub fn start(runtime: Arc<Runtime>, bus: LogBus, launch: Launch) -> Dyno {
+        let name = launch.sandbox.dyno.clone();
+        let (state_tx, state) = watch::channel(State::Starting);
+        let (exit_tx, exit) = watch::channel(None);
+        let signals = Arc::new(Signals::default());
+        let reporter = Reporter {
+            app: launch.sandbox.app.clone(),
+            name: name.clone(),
+            bus: bus.clone(),
+            state: state_tx,
+            exit: exit_tx,
+        };
+        let grace = launch.grace;
+        reporter.log(&format!(
+            "Starting process with command `{}`",
+            launch.command_line
+        ));
+        let task_signals = signals.clone();
+        tokio::spawn(async move {
+            let sandbox = launch.sandbox.clone();
+            let one_off = launch.one_off;
+            let prepared = sandbox.clone();
+            let laid_out = tokio::task::spawn_blocking(move || prepared.materialize()).await;
+            match laid_out {
+                Ok(Ok(())) => match launch.prepared.pre {
+                    engine::Pre::Command(_) => {
+                        command::run(runtime, bus, launch, task_signals, reporter).await
+                    }
+                    engine::Pre::Proxy(_) => {
+                        proxy::run(runtime, bus, launch, task_signals, reporter).await
+                    }
+                },
+                Ok(Err(e)) => fail(&reporter, e.to_string(), one_off),
+                Err(e) => fail(&reporter, e.to_string(), one_off),
+            }
+            if let Err(e) = tokio::task::spawn_blocking(move || sandbox.remove()).await {
+                tracing::warn!("removing a dyno's files: {e}");
+            }
+        });
+        Dyno {
+            name,
+            signals,
+            state,
+            exit,
+            grace,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn state(&self) -> State {
+        *self.state.borrow()
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn watch_state(&self) -> watch::Receiver<State> {
+        self.state.clone()
+    }
+
+    /// Asks the dyno to stop: the lifecycle pollable fires and the grace
+    /// period starts. Idempotent.
+    pub fn stop(&self) {
+        self.signals.request_stop(Instant::now() + self.grace);
+    }
+
+    /// Waits until the dyno has ended, its files removed from the state
+    /// machine's point of view (`down` or `crashed`).
+    pub async fn wait(&self) -> Exit {
+        let mut exit = self.exit.clone();
+        let mut state = self.state.clone();
+        let _ = state.wait_for(|s| s.is_final()).await;
+        let got = exit.wait_for(Option::is_some).await;
+        match got {
+            Ok(e) => e.clone().expect("waited for Some"),
+            Err(_) => Exit {
+                status: STATUS_KILLED,
+                cause: Cause::Failed("dyno task ended without a status".into()),
+            },
+        }
+    }
+
+    /// Waits until the dyno is `up`, or returns the state it ended in.
+    pub async fn wait_up(&self) -> State {
+        let mut state = self.state.clone();
+        match state.wait_for(|s| *s != State::Starting).await {
+            Ok(s) => *s,
+            Err(_) => State::Crashed,
+        }
+    }
+}
+
+fn fail(reporter: &Reporter, why: String, one_off: bool) {
+    reporter.finish(
+        Exit {
+            status: 1,
+            cause: Cause::Failed(why),
+        },
+        false,
+        one_off,
+    );
+}

@@ -1,0 +1,417 @@
+//! Everything a dyno may do, built in one place.
+//!
+//! A [`Sandbox`] is the whole grant of one dyno: its directory (`/app`, a
+//! fresh copy of the slug's files, and an empty `/tmp`, both under its own
+//! host dir and gone when it stops), its environment (config vars plus the
+//! platform's four), its socket policy (bind `$PORT` only; never connect to
+//! the platform's or another dyno's ports), its memory quota, and the clocks
+//! and randomness it sees. Read this file to audit what a dyno can reach.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::SeedableRng;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store};
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::DynoError;
+use super::egress::EgressHooks;
+use super::lifecycle::SharedSignals;
+use super::output::{DynoOutput, OutputPipe};
+use super::ports::PortBook;
+
+/// Default memory quota of a dyno (Heroku's standard-1X).
+pub const DEFAULT_MEMORY: usize = 512 << 20;
+/// Handles (files, sockets, streams, pollables…) one store may hold. The
+/// default of a million let a guest open thousands of host fds in seconds.
+const MAX_HANDLES: usize = 10_000;
+/// Bytes a guest may pass to the host in one call.
+const HOSTCALL_FUEL: usize = 16 << 20;
+/// Most random bytes one `get-random-bytes` call may ask for.
+const MAX_RANDOM: u64 = 1 << 20;
+/// Instances, tables, memories one store may create: a component of
+/// StarlingMonkey's size uses a handful of each.
+const MAX_INSTANCES: usize = 64;
+const MAX_TABLES: usize = 64;
+const MAX_MEMORIES: usize = 64;
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// Fixed clocks and seeds, so a test sees the same dyno behaviour every run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Determinism {
+    /// Wall-clock time the dyno sees at its start (it then advances in real
+    /// time).
+    pub wall_clock_start: Option<SystemTime>,
+    /// When set, the monotonic clock starts at zero and the random sources
+    /// are seeded from this (mixed with the dyno's name).
+    pub seed: Option<u64>,
+}
+
+/// A dyno's whole grant. Built once per dyno; proxy dynos build one WASI
+/// context from it per request.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub app: String,
+    /// `web.1`, `run.4711`.
+    pub dyno: String,
+    pub release_version: u64,
+    /// The app's files as unpacked from the slug; never written to.
+    pub files: PathBuf,
+    /// `dynos/APP/NAME`: holds `app/` and `tmp/` while the dyno runs.
+    pub work_dir: PathBuf,
+    /// The release's config vars.
+    pub config: BTreeMap<String, String>,
+    /// The dyno's `$PORT`, for web and proxy dynos.
+    pub port: Option<u16>,
+    pub ports: PortBook,
+    /// Whether the dyno may open connections to other hosts.
+    pub egress: bool,
+    /// Memory quota in bytes.
+    pub memory: usize,
+    pub determinism: Determinism,
+}
+
+/// What lives in a dyno's `Store`.
+pub struct DynoData {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: EgressHooks,
+    pub(crate) table: ResourceTable,
+    quota: Quota,
+    pub(crate) signals: SharedSignals,
+}
+
+impl WasiView for DynoData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for DynoData {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// The memory quota, recording when a guest runs into it.
+struct Quota {
+    memory: usize,
+    signals: SharedSignals,
+}
+
+impl ResourceLimiter for Quota {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.signals.over_quota.store(true, Ordering::SeqCst);
+            wasmtime::bail!(
+                "memory quota exceeded: wanted {} MiB of {} MiB",
+                desired >> 20,
+                self.memory >> 20
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+}
+
+impl Sandbox {
+    /// The env a dyno sees: its config vars, then the platform's own.
+    pub fn env(&self) -> BTreeMap<String, String> {
+        let mut env = self.config.clone();
+        if let Some(port) = self.port {
+            env.insert("PORT".into(), port.to_string());
+        }
+        env.insert("DYNO".into(), self.dyno.clone());
+        env.insert("WDYNO_APP".into(), self.app.clone());
+        env.insert(
+            "WDYNO_RELEASE_VERSION".into(),
+            self.release_version.to_string(),
+        );
+        env
+    }
+
+    /// The dyno's root on the host: it holds exactly `app/` and `tmp/`.
+    pub fn root(&self) -> PathBuf {
+        self.work_dir.clone()
+    }
+
+    /// Lays out a fresh `/app` (a copy of the slug's files) and an empty
+    /// `/tmp`, replacing whatever an earlier run of this dyno left.
+    pub fn materialize(&self) -> Result<(), DynoError> {
+        let io = |what: String| move |source| DynoError::Io { what, source };
+        self.remove()?;
+        let app = self.work_dir.join("app");
+        std::fs::create_dir_all(self.work_dir.join("tmp"))
+            .map_err(io(format!("creating {}", self.work_dir.display())))?;
+        copy_tree(&self.files, &app)
+            .map_err(io(format!("copying the app's files to {}", app.display())))?;
+        Ok(())
+    }
+
+    /// Removes the dyno's files (it stopped).
+    pub fn remove(&self) -> Result<(), DynoError> {
+        match std::fs::remove_dir_all(&self.work_dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(DynoError::Io {
+                what: format!("removing {}", self.work_dir.display()),
+                source,
+            }),
+        }
+    }
+
+    /// A store for one instance of this dyno: WASI context, limits, clocks.
+    pub(crate) fn store(
+        &self,
+        engine: &wasmtime::Engine,
+        args: &[String],
+        output: &DynoOutput,
+        signals: SharedSignals,
+        started: Instant,
+    ) -> Result<Store<DynoData>, DynoError> {
+        let mut b = WasiCtxBuilder::new();
+        let env: Vec<(String, String)> = self.env().into_iter().collect();
+        b.envs(&env);
+        b.args(args);
+        b.stdout(OutputPipe(output.clone()));
+        b.stderr(OutputPipe(output.clone()));
+        b.preopened_dir(self.root(), "/", FsPerms::ReadWrite)
+            .map_err(|e| DynoError::Io {
+                what: format!("opening {}", self.root().display()),
+                source: std::io::Error::other(format!("{e:#}")),
+            })?;
+        b.initial_cwd("/app");
+        b.max_random_size(MAX_RANDOM);
+        self.grant_sockets(&mut b, signals.clone());
+        self.fix_clocks(&mut b, started);
+
+        let hooks = EgressHooks::new(self.ports.clone(), self.port, self.egress);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HANDLES);
+        let data = DynoData {
+            wasi: b.build(),
+            http: WasiHttpCtx::new(),
+            hooks,
+            table,
+            quota: Quota {
+                memory: self.memory,
+                signals: signals.clone(),
+            },
+            signals,
+        };
+        let mut store = Store::new(engine, data);
+        store.limiter(|d| &mut d.quota);
+        store.set_hostcall_fuel(HOSTCALL_FUEL);
+        // A busy guest yields to others every epoch tick.
+        store.epoch_deadline_async_yield_and_update(1);
+        // Stop, as a Unix process with no SIGTERM handler: a dyno that does
+        // not drain ends at its next call into the host once stop is asked.
+        store.call_hook(|mut cx, hook| {
+            let s = &cx.data_mut().signals;
+            match hook {
+                wasmtime::CallHook::CallingHost => {
+                    if s.stop_deadline().is_some() && !s.drains() {
+                        return Err(wasmtime::Error::new(Terminated));
+                    }
+                    s.in_host.store(true, Ordering::SeqCst);
+                }
+                wasmtime::CallHook::ReturningFromHost => s.in_host.store(false, Ordering::SeqCst),
+                _ => {}
+            }
+            Ok(())
+        });
+        Ok(store)
+    }
+
+    fn grant_sockets(&self, b: &mut WasiCtxBuilder, signals: SharedSignals) {
+        b.allow_tcp(true);
+        b.allow_udp(self.egress);
+        b.allow_ip_name_lookup(self.egress);
+        let (ports, own, egress) = (self.ports.clone(), self.port, self.egress);
+        b.socket_addr_check(move |addr: SocketAddr, use_| {
+            let ok = socket_allowed(&ports, own, egress, addr, use_);
+            if ok && matches!(use_, SocketAddrUse::TcpListen) {
+                signals.listening.send_replace(true);
+            }
+            Box::pin(async move { ok })
+        });
+    }
+
+    fn fix_clocks(&self, b: &mut WasiCtxBuilder, started: Instant) {
+        let d = self.determinism;
+        if let Some(start) = d.wall_clock_start {
+            b.wall_clock(FixedWall {
+                start: start
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .unwrap_or_default(),
+                origin: started,
+            });
+        }
+        if let Some(seed) = d.seed {
+            b.monotonic_clock(FromZero { origin: started });
+            let mixed = seed ^ fnv(self.dyno.as_bytes());
+            b.secure_random(rand::rngs::StdRng::seed_from_u64(mixed));
+            b.insecure_random(rand::rngs::StdRng::seed_from_u64(mixed.rotate_left(17)));
+            b.insecure_random_seed(u128::from(mixed));
+        }
+    }
+}
+
+/// The socket policy, as one pure function.
+pub fn socket_allowed(
+    ports: &PortBook,
+    own: Option<u16>,
+    egress: bool,
+    addr: SocketAddr,
+    use_: SocketAddrUse,
+) -> bool {
+    let port = addr.port();
+    match use_ {
+        // Explicit binds: only `$PORT`. Port 0 on bind is the implicit bind
+        // before a connect: an outgoing socket, allowed with egress.
+        SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => {
+            own == Some(port) || (port == 0 && egress && matches!(use_, SocketAddrUse::TcpBind))
+        }
+        SocketAddrUse::TcpAccept | SocketAddrUse::UdpReceive => true,
+        SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => {
+            egress && ports.may_connect(own, port)
+        }
+        SocketAddrUse::UdpBind => egress && port == 0,
+    }
+}
+
+/// Trap payload of a dyno ended by a stop request (SIGTERM's default).
+#[derive(Debug)]
+pub struct Terminated;
+
+impl std::fmt::Display for Terminated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("terminated by the platform (stop)")
+    }
+}
+
+impl std::error::Error for Terminated {}
+
+struct FixedWall {
+    start: Duration,
+    origin: Instant,
+}
+
+impl wasmtime_wasi::HostWallClock for FixedWall {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+    fn now(&self) -> Duration {
+        self.start + self.origin.elapsed()
+    }
+}
+
+struct FromZero {
+    origin: Instant,
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FromZero {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Copies a tree of regular files and directories. Anything else in the
+/// source (a slug never holds links or devices) is skipped.
+pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let ty = entry.file_type()?;
+        let dest = to.join(entry.file_name());
+        if ty.is_dir() {
+            copy_tree(&entry.path(), &dest)?;
+        } else if ty.is_file() {
+            std::fs::copy(entry.path(), &dest)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    fn at(port: u16) -> SocketAddr {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+    }
+
+    #[test]
+    fn policy_binds_only_own_port_and_never_reaches_platform() {
+        let book = PortBook::new();
+        book.reserve(7000);
+        let other = book.lease().unwrap();
+        let own = Some(40_000);
+        use SocketAddrUse::*;
+        assert!(socket_allowed(&book, own, true, at(40_000), TcpBind));
+        assert!(socket_allowed(&book, own, true, at(40_000), TcpListen));
+        assert!(!socket_allowed(&book, own, true, at(40_001), TcpBind));
+        assert!(!socket_allowed(&book, own, true, at(0), TcpListen));
+        assert!(socket_allowed(&book, own, true, at(0), TcpBind));
+        assert!(!socket_allowed(&book, own, false, at(0), TcpBind));
+        assert!(!socket_allowed(&book, own, true, at(7000), TcpConnect));
+        assert!(!socket_allowed(
+            &book,
+            own,
+            true,
+            at(other.port()),
+            TcpConnect
+        ));
+        assert!(socket_allowed(&book, own, true, at(443), TcpConnect));
+        assert!(!socket_allowed(&book, own, false, at(443), TcpConnect));
+        assert!(!socket_allowed(&book, own, true, at(53), UdpBind));
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    println!("wdyno {}", env!("CARGO_PKG_VERSION"));
+}
