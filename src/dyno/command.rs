@@ -2,18 +2,17 @@
 //! `$PORT`, and carry out the stop sequence.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::time::{Instant as TokioInstant, sleep_until};
 use wasmtime_wasi::I32Exit;
 
+use super::engine::EPOCH_TICK;
 use super::engine::Pre;
 use super::output::DynoOutput;
-use super::sandbox::Terminated;
 use super::{
-    Cause, Exit, Launch, Reporter, Runtime, STATUS_KILLED, STATUS_TERMINATED, STATUS_TRAPPED,
-    Signals, State,
+    Cause, Ended, Exit, Launch, Reporter, Runtime, STATUS_KILLED, STATUS_TERMINATED,
+    STATUS_TRAPPED, Signals, State,
 };
 use crate::logbus::LogBus;
 
@@ -22,8 +21,8 @@ pub(crate) async fn run(
     bus: LogBus,
     launch: Launch,
     signals: Arc<Signals>,
-    reporter: Reporter,
-) {
+    reporter: &Reporter,
+) -> Ended {
     let Pre::Command(pre) = &launch.prepared.pre else {
         unreachable!("command::run is only called for command components")
     };
@@ -39,14 +38,7 @@ pub(crate) async fn run(
     ) {
         Ok(store) => store,
         Err(e) => {
-            return reporter.finish(
-                Exit {
-                    status: 1,
-                    cause: Cause::Failed(e.to_string()),
-                },
-                false,
-                launch.one_off,
-            );
+            return Ended::failed(e.to_string());
         }
     };
     let pre = pre.clone();
@@ -64,44 +56,56 @@ pub(crate) async fn run(
     let mut listening = signals.watch_listening();
     let mut stop = signals.watch_stop();
     let mut kill_at: Option<TokioInstant> = None;
+    // While stopping a guest that does not drain: how often to look whether
+    // it has gone idle (and so takes SIGTERM's default action).
+    let mut idle_check = tokio::time::interval(EPOCH_TICK * 2);
+    idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    // Once the guest asked to listen on `$PORT`: when to look whether the
+    // kernel shows the socket listening, so `up` means connections will be
+    // accepted.
+    let mut look_at: Option<(TokioInstant, Duration)> = None;
 
     let outcome = loop {
         let booting = launch.web && *reporter.state.borrow() == State::Starting;
         tokio::select! {
             res = &mut guest => break Some(res),
-            _ = listening.changed(), if booting => {
-                if let Some(port) = port {
-                    wait_listening(port, boot_deadline).await;
-                }
-                if *reporter.state.borrow() == State::Starting {
+            _ = listening.changed(), if booting && look_at.is_none() => {
+                look_at = Some((TokioInstant::now(), Duration::from_micros(50)));
+            }
+            _ = sleep_until(look_at.map_or_else(TokioInstant::now, |l| l.0)), if booting && look_at.is_some() => {
+                if port.is_none_or(port_listening) {
                     reporter.set(State::Up);
+                } else if let Some((at, pause)) = &mut look_at {
+                    *at = TokioInstant::now() + *pause;
+                    *pause = (*pause * 2).min(Duration::from_millis(5));
                 }
             }
             _ = sleep_until(boot_deadline), if booting => {
                 signals.request_stop(Instant::now());
-                reporter.finish(Exit { status: STATUS_KILLED, cause: Cause::BootTimeout }, false, launch.one_off);
-                return;
+                return Ended { exit: Exit { status: STATUS_KILLED, cause: Cause::BootTimeout }, stopped: false };
             }
             _ = stop.changed(), if kill_at.is_none() => {
                 let Some(deadline) = *stop.borrow_and_update() else { continue };
                 reporter.set(State::Stopping);
                 reporter.log("Stopping all processes with SIGTERM");
-                // A guest that does not drain and is parked in the host
-                // (waiting on a socket, a sleep) ends now, as a process
-                // without a SIGTERM handler would; one computing ends at its
-                // next host call.
-                if !signals.drains() && signals.in_host.load(Ordering::SeqCst) {
-                    break None;
-                }
                 kill_at = Some(TokioInstant::from_std(deadline));
             }
+            // A guest that does not drain ends as soon as it is parked in the
+            // host (waiting on a socket, a timer), as a process without a
+            // SIGTERM handler would; one that keeps computing runs until the
+            // deadline kills it.
+            _ = idle_check.tick(), if kill_at.is_some() && !signals.drains() => {
+                if signals.idle_for(EPOCH_TICK * 3) {
+                    break None;
+                }
+            }
             _ = sleep_until(kill_at.unwrap_or_else(TokioInstant::now)), if kill_at.is_some() => {
-                reporter.finish(Exit { status: STATUS_KILLED, cause: Cause::Killed }, true, launch.one_off);
-                return;
+                return Ended { exit: Exit { status: STATUS_KILLED, cause: Cause::Killed }, stopped: true };
             }
         }
     };
-    let stop_requested = signals.stop_deadline().is_some();
+    let stopped = signals.stop_deadline().is_some();
     let exit = match outcome {
         None => Exit {
             status: STATUS_TERMINATED,
@@ -109,7 +113,7 @@ pub(crate) async fn run(
         },
         Some(res) => exit_of(res, &signals),
     };
-    reporter.finish(exit, stop_requested, launch.one_off);
+    Ended { exit, stopped }
 }
 
 /// Maps what `run` returned to an exit status.
@@ -124,11 +128,6 @@ pub(crate) fn exit_of(res: wasmtime::Result<Result<(), ()>>, signals: &Signals) 
         Err(e) => {
             if let Some(code) = e.downcast_ref::<I32Exit>() {
                 exited(code.0)
-            } else if e.downcast_ref::<Terminated>().is_some() {
-                Exit {
-                    status: STATUS_TERMINATED,
-                    cause: Cause::Terminated,
-                }
             } else if signals.over_quota() {
                 Exit {
                     status: STATUS_KILLED,
@@ -152,19 +151,6 @@ fn trap_summary(e: &wasmtime::Error) -> String {
         .map(|t| t.to_string())
         .unwrap_or_else(|| e.to_string());
     trap.lines().next().unwrap_or("trap").to_owned()
-}
-
-/// After the guest asked to listen on `$PORT`, waits until the kernel shows
-/// the socket listening, so `up` means connections will be accepted.
-async fn wait_listening(port: u16, deadline: TokioInstant) {
-    let mut pause = std::time::Duration::from_micros(50);
-    while TokioInstant::now() < deadline {
-        if port_listening(port) {
-            return;
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(5));
-    }
 }
 
 /// Whether some socket listens on TCP `port` on this host (Linux procfs).

@@ -48,6 +48,7 @@ pub struct Runtime {
     linker: Linker<DynoData>,
     cache_dir: PathBuf,
     pooling: bool,
+    compilations: std::sync::atomic::AtomicU64,
     ticker: Option<std::thread::JoinHandle<()>>,
     stop_ticker: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -142,6 +143,7 @@ impl Runtime {
             linker,
             cache_dir: cfg.cache_dir.clone(),
             pooling,
+            compilations: Default::default(),
             ticker: Some(ticker),
             stop_ticker,
         })
@@ -149,6 +151,12 @@ impl Runtime {
 
     fn plain_engine(cfg: &RuntimeConfig) -> Result<Engine, DynoError> {
         Engine::new(&engine_config(cfg.max_memory, false)).map_err(DynoError::host)
+    }
+
+    /// How many components this runtime has compiled (not loaded from the
+    /// cache).
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether instances come from the pooling allocator.
@@ -239,6 +247,8 @@ impl Runtime {
             why: format!("{e:#}"),
         };
         let compiled = self.engine.precompile_component(bytes).map_err(invalid)?;
+        self.compilations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
         std::fs::write(&tmp, &compiled)
             .and_then(|()| std::fs::rename(&tmp, &cached))

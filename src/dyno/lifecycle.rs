@@ -3,7 +3,7 @@
 //! reads back.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -29,8 +29,10 @@ pub struct Signals {
     stop: watch::Sender<Option<Instant>>,
     /// The guest subscribed to stop: it drains, so it gets the whole grace.
     pub(crate) drains: AtomicBool,
-    /// The guest is inside a host call right now (blocked on I/O, usually).
-    pub(crate) in_host: AtomicBool,
+    /// When the guest was last seen running wasm at an epoch tick, in
+    /// nanoseconds since `born`.
+    busy_at: AtomicU64,
+    born: Instant,
     /// A memory grow went past the quota.
     pub(crate) over_quota: AtomicBool,
     /// The guest has put a socket on `$PORT` in listening mode.
@@ -42,7 +44,8 @@ impl Default for Signals {
         Signals {
             stop: watch::channel(None).0,
             drains: AtomicBool::new(false),
-            in_host: AtomicBool::new(false),
+            busy_at: AtomicU64::new(0),
+            born: Instant::now(),
             over_quota: AtomicBool::new(false),
             listening: watch::channel(false).0,
         }
@@ -62,6 +65,20 @@ impl Signals {
 
     pub fn stop_deadline(&self) -> Option<Instant> {
         *self.stop.borrow()
+    }
+
+    /// Records that the guest was running wasm at an epoch tick.
+    pub(crate) fn saw_busy(&self) {
+        let nanos = self.born.elapsed().as_nanos() as u64;
+        self.busy_at.store(nanos.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether the guest has not been seen computing for `quiet`: it is
+    /// parked in the host (waiting on a socket, a timer, stdin).
+    pub fn idle_for(&self, quiet: std::time::Duration) -> bool {
+        let busy = self.busy_at.load(Ordering::Relaxed);
+        let now = self.born.elapsed().as_nanos() as u64;
+        busy == 0 || now.saturating_sub(busy) > quiet.as_nanos() as u64
     }
 
     pub fn drains(&self) -> bool {

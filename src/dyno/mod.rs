@@ -176,8 +176,9 @@ impl Reporter {
     pub(crate) fn set(&self, to: State) {
         let from = *self.state.borrow();
         if from != to {
-            self.state.send_replace(to);
+            // Logged first, so whoever sees the new state finds its line.
             self.log(&format!("State changed from {from} to {to}"));
+            self.state.send_replace(to);
         }
     }
 
@@ -228,21 +229,27 @@ impl Dyno {
             let one_off = launch.one_off;
             let prepared = sandbox.clone();
             let laid_out = tokio::task::spawn_blocking(move || prepared.materialize()).await;
-            match laid_out {
+            let reporter = Arc::new(reporter);
+            let ended = match laid_out {
                 Ok(Ok(())) => match launch.prepared.pre {
                     engine::Pre::Command(_) => {
-                        command::run(runtime, bus, launch, task_signals, reporter).await
+                        command::run(runtime, bus, launch, task_signals, &reporter).await
                     }
                     engine::Pre::Proxy(_) => {
-                        proxy::run(runtime, bus, launch, task_signals, reporter).await
+                        proxy::run(runtime, bus, launch, task_signals, reporter.clone()).await
                     }
                 },
-                Ok(Err(e)) => fail(&reporter, e.to_string(), one_off),
-                Err(e) => fail(&reporter, e.to_string(), one_off),
+                Ok(Err(e)) => Ended::failed(e.to_string()),
+                Err(e) => Ended::failed(e.to_string()),
+            };
+            // The files go before the final state is reported: `down` means
+            // nothing of the dyno is left.
+            match tokio::task::spawn_blocking(move || sandbox.remove()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("{e}"),
+                Err(e) => tracing::warn!("removing a dyno's files: {e}"),
             }
-            if let Err(e) = tokio::task::spawn_blocking(move || sandbox.remove()).await {
-                tracing::warn!("removing a dyno's files: {e}");
-            }
+            reporter.finish(ended.exit, ended.stopped, one_off);
         });
         Dyno {
             name,
@@ -302,13 +309,21 @@ impl Dyno {
     }
 }
 
-fn fail(reporter: &Reporter, why: String, one_off: bool) {
-    reporter.finish(
-        Exit {
-            status: 1,
-            cause: Cause::Failed(why),
-        },
-        false,
-        one_off,
-    );
+/// How a dyno's run ended, before it is reported.
+pub(crate) struct Ended {
+    exit: Exit,
+    /// Whether a stop had been asked for.
+    stopped: bool,
+}
+
+impl Ended {
+    fn failed(why: String) -> Self {
+        Ended {
+            exit: Exit {
+                status: 1,
+                cause: Cause::Failed(why),
+            },
+            stopped: false,
+        }
+    }
 }

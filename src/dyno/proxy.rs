@@ -23,7 +23,7 @@ use super::engine::Pre;
 use super::output::DynoOutput;
 use super::sandbox::{DynoData, Sandbox};
 use super::{
-    Cause, Exit, Launch, Reporter, Runtime, STATUS_KILLED, STATUS_TERMINATED, Signals, State,
+    Cause, Ended, Exit, Launch, Reporter, Runtime, STATUS_KILLED, STATUS_TERMINATED, Signals, State,
 };
 use crate::logbus::LogBus;
 
@@ -45,37 +45,21 @@ pub(crate) async fn run(
     bus: LogBus,
     launch: Launch,
     signals: Arc<Signals>,
-    reporter: Reporter,
-) {
+    reporter: Arc<Reporter>,
+) -> Ended {
     let Pre::Proxy(pre) = &launch.prepared.pre else {
         unreachable!("proxy::run is only called for proxy components")
     };
-    let reporter = Arc::new(reporter);
     let sb = launch.sandbox.clone();
     let Some(port) = sb.port else {
-        return reporter.finish(
-            Exit {
-                status: 1,
-                cause: Cause::Failed(
-                    "a wasi:http/proxy component runs only as a web process (it needs $PORT)"
-                        .into(),
-                ),
-            },
-            false,
-            launch.one_off,
+        return Ended::failed(
+            "a wasi:http/proxy component runs only as a web process (it needs $PORT)".into(),
         );
     };
     let listener = match TcpListener::bind(("127.0.0.1", port)).await {
         Ok(l) => l,
         Err(e) => {
-            return reporter.finish(
-                Exit {
-                    status: 1,
-                    cause: Cause::Failed(format!("binding $PORT {port}: {e}")),
-                },
-                false,
-                launch.one_off,
-            );
+            return Ended::failed(format!("binding $PORT {port}: {e}"));
         }
     };
     // Requests run to completion within the grace: each is its own
@@ -140,7 +124,10 @@ pub(crate) async fn run(
             }
         }
     };
-    reporter.finish(exit, true, launch.one_off);
+    Ended {
+        exit,
+        stopped: true,
+    }
 }
 
 impl Server {

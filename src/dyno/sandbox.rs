@@ -240,24 +240,14 @@ impl Sandbox {
         let mut store = Store::new(engine, data);
         store.limiter(|d| &mut d.quota);
         store.set_hostcall_fuel(HOSTCALL_FUEL);
-        // A busy guest yields to others every epoch tick.
-        store.epoch_deadline_async_yield_and_update(1);
-        // Stop, as a Unix process with no SIGTERM handler: a dyno that does
-        // not drain ends at its next call into the host once stop is asked.
-        store.call_hook(|mut cx, hook| {
-            let s = &cx.data_mut().signals;
-            match hook {
-                wasmtime::CallHook::CallingHost => {
-                    if s.stop_deadline().is_some() && !s.drains() {
-                        return Err(wasmtime::Error::new(Terminated));
-                    }
-                    s.in_host.store(true, Ordering::SeqCst);
-                }
-                wasmtime::CallHook::ReturningFromHost => s.in_host.store(false, Ordering::SeqCst),
-                _ => {}
-            }
-            Ok(())
+        // A busy guest yields to others every epoch tick; each tick it is
+        // seen running wasm is recorded, which is how the stop sequence
+        // tells a computing guest from one parked in the host.
+        store.epoch_deadline_callback(|cx| {
+            cx.data().signals.saw_busy();
+            Ok(wasmtime::UpdateDeadline::Yield(1))
         });
+        store.set_epoch_deadline(1);
         Ok(store)
     }
 
@@ -317,18 +307,6 @@ pub fn socket_allowed(
         SocketAddrUse::UdpBind => egress && port == 0,
     }
 }
-
-/// Trap payload of a dyno ended by a stop request (SIGTERM's default).
-#[derive(Debug)]
-pub struct Terminated;
-
-impl std::fmt::Display for Terminated {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("terminated by the platform (stop)")
-    }
-}
-
-impl std::error::Error for Terminated {}
 
 struct FixedWall {
     start: Duration,

@@ -1,0 +1,93 @@
+//! A small HTTP/1.1 server on `$PORT` (keep-alive, concurrent connections).
+//! `GET /` → `hello from $DYNO`, `/env` → the env, `/greeting` → `$GREETING`.
+
+use wstd::io::{AsyncRead, AsyncWrite};
+use wstd::iter::AsyncIterator;
+use wstd::net::{TcpListener, TcpStream};
+
+#[wstd::main]
+async fn main() -> std::io::Result<()> {
+    let port = std::env::var("PORT").expect("PORT is set for web dynos");
+    let listener = TcpListener::bind(&format!("0.0.0.0:{port}")).await?;
+    println!("listening on {port}");
+    let mut incoming = listener.incoming();
+    while let Some(stream) = incoming.next().await {
+        let Ok(stream) = stream else { continue };
+        wstd::runtime::spawn(async move {
+            let _ = serve(stream).await;
+        })
+        .detach();
+    }
+    Ok(())
+}
+
+async fn serve(mut stream: TcpStream) -> std::io::Result<()> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        // Read until a whole header block is buffered.
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or("");
+        let path = request_line.split(' ').nth(1).unwrap_or("/").to_owned();
+        let mut length = 0usize;
+        let mut close = false;
+        for line in lines {
+            let Some((k, v)) = line.split_once(':') else { continue };
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+            if k == "content-length" {
+                length = v.parse().unwrap_or(0);
+            } else if k == "connection" && v.eq_ignore_ascii_case("close") {
+                close = true;
+            }
+        }
+        while buf.len() < end + length {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf.drain(..end + length);
+        let (status, body) = route(&path);
+        let response = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}\r\n{body}",
+            body.len(),
+            if close { "connection: close\r\n" } else { "" }
+        );
+        stream.write_all(response.as_bytes()).await?;
+        stream.flush().await?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+fn route(path: &str) -> (&'static str, String) {
+    match path {
+        "/" => (
+            "200 OK",
+            format!("hello from {}", std::env::var("DYNO").unwrap_or_default()),
+        ),
+        "/env" => {
+            let mut vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}\n")).collect();
+            vars.sort();
+            ("200 OK", vars.concat())
+        }
+        "/greeting" => (
+            "200 OK",
+            std::env::var("GREETING").unwrap_or_else(|_| "unset".into()),
+        ),
+        _ => ("404 Not Found", "not found\n".into()),
+    }
+}

@@ -1,0 +1,337 @@
+//! Shared by the integration tests: test apps built once by the real
+//! buildpacks, one wasm runtime per test binary, and waiting on events with
+//! deadlines.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use wdyno::dyno::{
+    DEFAULT_MEMORY, Determinism, Dyno, Launch, PortBook, PortLease, Runtime, RuntimeConfig, Sandbox,
+};
+use wdyno::logbus::{Event, LogBus, LogLine, Subscription};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where tests keep what outlives one test: built apps, compiled components.
+pub fn scratch() -> PathBuf {
+    let dir = repo().join("target").join("wdyno-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Builds `tests/apps/NAME` (or `examples/NAME` when the path names one)
+/// with the buildpack that detects it, once per source state: the build is
+/// redone only when a source file changed. Returns the built app dir (what a
+/// slug would hold).
+pub fn built_app(name: &str) -> PathBuf {
+    let src = repo().join("tests").join("apps").join(name);
+    build_dir(&src, name)
+}
+
+pub fn build_dir(src: &Path, name: &str) -> PathBuf {
+    let root = scratch().join("apps");
+    std::fs::create_dir_all(&root).unwrap();
+    // One build at a time across test binaries.
+    let lock = std::fs::File::create(root.join(".lock")).unwrap();
+    lock.lock().unwrap();
+    let stamp = source_stamp(src);
+    let out = root.join(name);
+    let stamp_file = root.join(format!("{name}.stamp"));
+    if std::fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) && out.is_dir()
+    {
+        return out;
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    copy_source(src, &out);
+    let pack = detect(&out);
+    let cache = root.join("cache").join(pack.file_name().unwrap());
+    let env_dir = root.join("env-empty");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::create_dir_all(&env_dir).unwrap();
+    let status = Command::new(pack.join("bin/compile"))
+        .arg(&out)
+        .arg(&cache)
+        .arg(&env_dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building {name} with {}", pack.display());
+    std::fs::write(&stamp_file, stamp).unwrap();
+    out
+}
+
+fn detect(dir: &Path) -> PathBuf {
+    for pack in ["rust", "js", "wasm"] {
+        let pack = repo().join("buildpacks").join(pack);
+        let ok = Command::new(pack.join("bin/detect"))
+            .arg(dir)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if ok {
+            return pack;
+        }
+    }
+    panic!("no buildpack detects {}", dir.display());
+}
+
+fn copy_source(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == "target" || name == "node_modules" {
+            continue;
+        }
+        let dest = to.join(&name);
+        if e.file_type().unwrap().is_dir() {
+            copy_source(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A digest of every source file's path, size and mtime, and of the
+/// buildpacks, so a rebuild happens exactly when something changed.
+fn source_stamp(src: &Path) -> String {
+    fn walk(dir: &Path, acc: &mut Vec<String>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name();
+            if name == "target" || name == "node_modules" {
+                continue;
+            }
+            let md = e.metadata().unwrap();
+            if md.is_dir() {
+                walk(&e.path(), acc);
+            } else {
+                let mtime = md
+                    .modified()
+                    .unwrap()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap();
+                acc.push(format!(
+                    "{} {} {}",
+                    e.path().display(),
+                    md.len(),
+                    mtime.as_nanos()
+                ));
+            }
+        }
+    }
+    let mut acc = Vec::new();
+    walk(src, &mut acc);
+    walk(&repo().join("buildpacks"), &mut acc);
+    acc.join("\n")
+}
+
+/// One runtime per test binary, its compiled components cached on disk
+/// across binaries and runs.
+pub fn runtime() -> Arc<Runtime> {
+    static RT: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RT.get_or_init(|| {
+        Arc::new(
+            Runtime::new(&RuntimeConfig {
+                cache_dir: scratch().join("compiled"),
+                max_memory: DEFAULT_MEMORY,
+                pooling: true,
+            })
+            .expect("wasm runtime"),
+        )
+    })
+    .clone()
+}
+
+/// A little platform for one test: a log bus, a port book, a dyno dir.
+pub struct Host {
+    pub bus: LogBus,
+    pub ports: PortBook,
+    pub dir: tempfile::TempDir,
+    pub app: String,
+    pub config: BTreeMap<String, String>,
+    pub memory: usize,
+    pub grace: Duration,
+    pub boot_timeout: Duration,
+    pub egress: bool,
+    pub determinism: Determinism,
+    leases: Vec<PortLease>,
+}
+
+impl Host {
+    pub fn new(app: &str) -> Host {
+        Host {
+            bus: LogBus::new(),
+            ports: PortBook::new(),
+            dir: tempfile::tempdir().unwrap(),
+            app: app.to_owned(),
+            config: BTreeMap::new(),
+            memory: DEFAULT_MEMORY,
+            grace: Duration::from_secs(5),
+            boot_timeout: Duration::from_secs(20),
+            egress: true,
+            determinism: Determinism::default(),
+            leases: Vec::new(),
+        }
+    }
+
+    /// Starts dyno `name` running the component `argv[0]` of `app_dir`.
+    /// `web` dynos get a `$PORT`; `$PORT` in args is expanded.
+    pub fn start(&mut self, app_dir: &Path, name: &str, argv: &[&str], web: bool) -> Started {
+        let lease = if web {
+            Some(self.ports.lease().unwrap())
+        } else {
+            None
+        };
+        let port = lease.as_ref().map(|l| l.port());
+        let component = app_dir.join(format!("{}.wasm", argv[0]));
+        let prepared = runtime().prepare(&component).expect("prepare component");
+        let args: Vec<String> = argv
+            .iter()
+            .map(|a| match port {
+                Some(p) => a.replace("$PORT", &p.to_string()),
+                None => a.to_string(),
+            })
+            .collect();
+        let sandbox = Sandbox {
+            app: self.app.clone(),
+            dyno: name.to_owned(),
+            release_version: 7,
+            files: app_dir.to_owned(),
+            work_dir: self.dir.path().join(name),
+            config: self.config.clone(),
+            port,
+            ports: self.ports.clone(),
+            egress: self.egress,
+            memory: self.memory,
+            determinism: self.determinism,
+        };
+        let launch = Launch {
+            sandbox,
+            prepared,
+            command_line: argv.join(" "),
+            args,
+            web,
+            one_off: false,
+            boot_timeout: self.boot_timeout,
+            grace: self.grace,
+        };
+        let dyno = Dyno::start(runtime(), self.bus.clone(), launch);
+        if let Some(l) = lease {
+            self.leases.push(l);
+        }
+        Started {
+            dyno,
+            port,
+            work_dir: self.dir.path().join(name),
+        }
+    }
+
+    /// Lines of `dyno` so far, as `source text` (`app hello`, `wdyno State…`).
+    pub fn lines(&self, dyno: &str) -> Vec<String> {
+        self.bus
+            .recent(&self.app, usize::MAX)
+            .iter()
+            .filter(|l| l.process == dyno)
+            .map(|l| format!("{} {}", l.source.as_str(), l.text))
+            .collect()
+    }
+
+    /// The app's own output of `dyno` (stdout and stderr lines).
+    pub fn output(&self, dyno: &str) -> Vec<String> {
+        self.bus
+            .recent(&self.app, usize::MAX)
+            .iter()
+            .filter(|l| l.process == dyno && l.source == wdyno::logbus::Source::App)
+            .map(|l| l.text.clone())
+            .collect()
+    }
+
+    pub fn subscribe(&self) -> Lines {
+        Lines(self.bus.subscribe())
+    }
+}
+
+pub struct Started {
+    pub dyno: Dyno,
+    pub port: Option<u16>,
+    pub work_dir: PathBuf,
+}
+
+/// A live view of the log bus for waiting on a line.
+pub struct Lines(Subscription);
+
+impl Lines {
+    /// Waits for a line matching `pred`, failing the test at `deadline`.
+    pub async fn wait_for(
+        &mut self,
+        deadline: Duration,
+        pred: impl Fn(&LogLine) -> bool,
+    ) -> LogLine {
+        let found = tokio::time::timeout(deadline, async {
+            loop {
+                match self.0.next().await {
+                    Some(Event::Line(l)) if pred(&l) => return (*l).clone(),
+                    Some(_) => {}
+                    None => panic!("log bus closed"),
+                }
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("no matching log line within {deadline:?}"))
+    }
+}
+
+/// Waits for `fut` or fails the test after `secs` seconds.
+pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {secs} s"))
+}
+
+/// One HTTP/1.1 GET over a fresh connection: (status, body).
+pub async fn get(port: u16, path: &str) -> (u16, String) {
+    let mut client = Client::connect(port).await;
+    client.get(path).await
+}
+
+/// A keep-alive HTTP/1.1 client on one connection.
+pub struct Client {
+    send: hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+}
+
+impl Client {
+    pub async fn connect(port: u16) -> Client {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Client { send }
+    }
+
+    pub async fn get(&mut self, path: &str) -> (u16, String) {
+        use http_body_util::BodyExt;
+        self.send.ready().await.unwrap();
+        let req = hyper::Request::get(path)
+            .header("host", "test.localhost")
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        let resp = self.send.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+}
