@@ -11,3 +11,6 @@
 
 pub mod dyno;
 pub mod logbus;
+pub mod names;
+pub mod procfile;
+pub mod slug;
