@@ -13,4 +13,5 @@ pub mod dyno;
 pub mod logbus;
 pub mod names;
 pub mod procfile;
+pub mod release;
 pub mod slug;
