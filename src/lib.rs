@@ -9,9 +9,17 @@
 //!
 //! Dependencies point one way: `dyno → logbus`.
 
+pub mod api;
+pub mod build;
+pub mod buildpack;
 pub mod dyno;
+pub mod git;
 pub mod logbus;
+pub mod manager;
 pub mod names;
+pub mod platform;
 pub mod procfile;
 pub mod release;
+pub mod router;
+pub mod routes;
 pub mod slug;

@@ -1,0 +1,171 @@
+//! The CLI's side of the control API.
+
+use std::path::Path;
+
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "the wdyno daemon is not running (no API at {0}): start it with `wdyno daemon`, or set WDYNO_HOME / WDYNO_API_URL"
+    )]
+    NotRunning(String),
+    #[error("{message}")]
+    Api {
+        status: u16,
+        id: String,
+        message: String,
+    },
+    #[error("talking to the daemon: {0}")]
+    Http(String),
+}
+
+/// A client for one daemon.
+#[derive(Debug, Clone)]
+pub struct Client {
+    addr: String,
+    token: String,
+}
+
+impl Client {
+    pub fn new(url: &str, token: &str) -> Self {
+        let addr = url
+            .trim()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        Client {
+            addr,
+            token: token.trim().to_owned(),
+        }
+    }
+
+    /// The daemon of `$WDYNO_HOME` (its `api` and `api-token` files), or
+    /// `WDYNO_API_URL` with the home's token.
+    pub fn from_home(home: &Path) -> Result<Self, ClientError> {
+        let url = match std::env::var("WDYNO_API_URL") {
+            Ok(u) => u,
+            Err(_) => std::fs::read_to_string(home.join("api"))
+                .map_err(|_| ClientError::NotRunning(home.join("api").display().to_string()))?,
+        };
+        let token = std::fs::read_to_string(home.join("api-token")).map_err(|e| {
+            ClientError::Http(format!("reading {}: {e}", home.join("api-token").display()))
+        })?;
+        Ok(Client::new(&url, &token))
+    }
+
+    async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        extra: &[(&str, String)],
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let tcp = tokio::net::TcpStream::connect(&self.addr)
+            .await
+            .map_err(|_| ClientError::NotRunning(format!("http://{}", self.addr)))?;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.addr.as_str())
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        for (k, v) in extra {
+            req = req.header(*k, v.as_str());
+        }
+        let req = req
+            .body(Full::new(body))
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let resp = send
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            id: v["id"].as_str().unwrap_or("error").to_owned(),
+            message: v["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("the daemon answered {status}")),
+        })
+    }
+
+    /// A JSON request; `body` of `Value::Null` sends none.
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> Result<T, ClientError> {
+        let bytes = if body.is_null() {
+            Bytes::new()
+        } else {
+            Bytes::from(serde_json::to_vec(&body).expect("JSON serializes"))
+        };
+        let resp = self.send_raw(method, path, bytes, &[]).await?;
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .to_bytes();
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Http(format!("reading the answer: {e}")))
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.json(Method::GET, path, Value::Null).await
+    }
+
+    /// A request whose answer is streamed text: each line goes to `line`.
+    pub async fn stream(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+        extra: &[(&str, String)],
+        line: &mut dyn FnMut(&str),
+    ) -> Result<(), ClientError> {
+        let resp = self.send_raw(method, path, body, extra).await?;
+        let mut body = resp.into_body();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Http(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                buf.extend_from_slice(data);
+                while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+                    let l: Vec<u8> = buf.drain(..=nl).collect();
+                    line(String::from_utf8_lossy(&l[..l.len() - 1]).as_ref());
+                }
+            }
+        }
+        if !buf.is_empty() {
+            line(String::from_utf8_lossy(&buf).as_ref());
+        }
+        Ok(())
+    }
+
+    /// Whether a status is "not found" (for friendlier messages).
+    pub fn is_not_found(e: &ClientError) -> bool {
+        matches!(e, ClientError::Api { status, .. } if *status == StatusCode::NOT_FOUND.as_u16())
+    }
+}

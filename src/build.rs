@@ -1,0 +1,259 @@
+//! Build, release, run: source → buildpack → slug → release, with the
+//! output streamed as Heroku prints it (`-----> Rust app detected`).
+//!
+//! Each step checks what it was given before the next runs: a buildpack
+//! that fails or times out, a Procfile that does not parse or names a
+//! component the slug lacks, a component of no supported world — each ends
+//! the build with a clear message and no release. The slug is written (and
+//! synced) before the release that names it; a release with a `release`
+//! process becomes current only once that process exits 0.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::buildpack::{self, BuildpackError};
+use crate::dyno::Cause;
+use crate::manager::{Manager, ManagerError};
+use crate::names::AppName;
+use crate::procfile::{Procfile, ProcfileError};
+use crate::release::{Ledger, LedgerError, NewRelease, Release, Status};
+use crate::slug::{SlugError, SlugStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Buildpack(#[from] BuildpackError),
+    #[error(transparent)]
+    Procfile(#[from] ProcfileError),
+    #[error(
+        "no Procfile and the buildpack gave no default process types: add a Procfile (`web: bin/web`)"
+    )]
+    NoProcesses,
+    #[error(transparent)]
+    Slug(#[from] SlugError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Manager(#[from] ManagerError),
+    #[error(
+        "release phase failed ({0}): v{1} was recorded as failed and is not live; dynos stay on the previous release"
+    )]
+    ReleasePhase(String, u64),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where builds happen and what they use.
+pub struct Builder {
+    pub ledger: Ledger,
+    pub slugs: SlugStore,
+    pub manager: Arc<Manager>,
+    /// `$WDYNO_HOME`: holds `buildpacks/`, `cache/build/`, `builds/`.
+    pub home: PathBuf,
+    pub compile_timeout: std::time::Duration,
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
+    let what = what.into();
+    move |source| BuildError::Io { what, source }
+}
+
+impl Builder {
+    /// Builds `source` (a directory; `.git` is skipped) and releases it.
+    /// `say` receives every output line. `source_desc` names the source in
+    /// the release description (a commit, or empty for the slug digest).
+    pub async fn deploy(
+        &self,
+        app: &AppName,
+        source: &Path,
+        source_desc: &str,
+        say: tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Result<Release, BuildError> {
+        let mut build = self.ledger.create_build(app, source_desc)?;
+        let result = self.run(app, source, source_desc, &say).await;
+        build.status = if result.is_ok() {
+            Status::Succeeded
+        } else {
+            Status::Failed
+        };
+        if let Ok(r) = &result {
+            build.slug = r.slug.clone();
+            build.release = Some(r.version);
+        }
+        if let Err(e) = &result {
+            build.output_tail = e.to_string();
+        }
+        self.ledger.finish_build(app, &build)?;
+        result
+    }
+
+    async fn run(
+        &self,
+        app: &AppName,
+        source: &Path,
+        source_desc: &str,
+        say: &tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Result<Release, BuildError> {
+        let meta = self.ledger.app(app)?;
+        let current = self.ledger.current(app)?;
+        let packs = buildpack::resolve(&self.home.join("buildpacks"), &meta.buildpacks)?;
+        let work = tempfile::Builder::new()
+            .prefix(&format!("{app}-"))
+            .tempdir_in(ensure(&self.home.join("builds"))?)
+            .map_err(io("creating a build dir"))?;
+        let build_dir = work.path().join("app");
+        let env_dir = work.path().join("env");
+        let cache = ensure(&self.home.join("cache/build").join(app.as_str()))?;
+        let (slugs, timeout) = (self.slugs.clone(), self.compile_timeout);
+        let runtime = self.manager.runtime().clone();
+        let source = source.to_owned();
+        let config = current.config.clone();
+        let say2 = say.clone();
+        // Buildpacks are processes and slugs are files: this part blocks.
+        let (slug, procfile) = tokio::task::spawn_blocking(move || {
+            let say = |s: String| {
+                let _ = say2.send(s);
+            };
+            copy_source(&source, &build_dir).map_err(io("copying the source"))?;
+            std::fs::create_dir_all(&env_dir).map_err(io("creating the env dir"))?;
+            for (k, v) in &config {
+                std::fs::write(env_dir.join(k), v).map_err(io("writing the env dir"))?;
+            }
+            let (pack, name) = buildpack::detect(&packs, &build_dir)?;
+            say(format!("-----> {name} app detected"));
+            pack.compile(&build_dir, &cache, &env_dir, timeout, &mut |l| {
+                say(l.to_owned())
+            })?;
+            let defaults = pack.release(&build_dir)?;
+            say("-----> Discovering process types".into());
+            let procfile = match std::fs::read_to_string(build_dir.join("Procfile")) {
+                Ok(text) => Procfile::parse(&text)?,
+                Err(_) => Procfile::from_defaults(&defaults)?,
+            };
+            if procfile.is_empty() {
+                return Err(BuildError::NoProcesses);
+            }
+            let types: Vec<String> = procfile.iter().map(|(t, _)| t.to_string()).collect();
+            say(format!(
+                "       Procfile declares types -> {}",
+                types.join(", ")
+            ));
+            let built = list_components(&build_dir);
+            procfile.check_components(&built, |component| {
+                let path = build_dir.join(component);
+                if !path.is_file() {
+                    return None;
+                }
+                Some(runtime.prepare(&path).map(|_| ()).map_err(|e| match e {
+                    crate::dyno::DynoError::NotADyno { found, .. } => found,
+                    other => other.to_string(),
+                }))
+            })?;
+            say("-----> Compressing...".into());
+            let slug = slugs.pack(&build_dir)?;
+            let size = std::fs::metadata(slugs.path(&slug))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            say(format!(
+                "       Done: {:.1}M",
+                size as f64 / (1024.0 * 1024.0)
+            ));
+            Ok::<_, BuildError>((slug, procfile))
+        })
+        .await
+        .map_err(|e| BuildError::Io {
+            what: "the build task".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+        drop(work);
+
+        let description = if source_desc.is_empty() {
+            format!("Deploy {}", slug.short())
+        } else {
+            format!("Deploy {source_desc}")
+        };
+        let has_phase = procfile.get("release").is_some();
+        let release = self.ledger.create_release(
+            app,
+            NewRelease {
+                slug,
+                process_types: procfile.to_map(),
+                description,
+            },
+            !has_phase,
+        )?;
+        let _ = say.send("-----> Launching...".into());
+        if let Some(cmd) = procfile.get("release") {
+            let _ = say.send(format!("-----> Running release command `{}`", cmd.line));
+            let dyno = self
+                .manager
+                .run_one_off(app, &release, "release", &cmd.line)
+                .await?;
+            let exit = dyno.wait().await;
+            let ok = exit.status == 0 && exit.cause == Cause::Exited;
+            self.ledger.finish_release(app, release.version, ok)?;
+            if !ok {
+                return Err(BuildError::ReleasePhase(
+                    format!("status {}", exit.status),
+                    release.version,
+                ));
+            }
+        }
+        self.manager.converge(app).await?;
+        let _ = say.send(format!("       Released v{}", release.version));
+        Ok(self.ledger.release(app, release.version)?)
+    }
+}
+
+fn ensure(dir: &Path) -> Result<PathBuf, BuildError> {
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    Ok(dir.to_owned())
+}
+
+/// Copies an app's source for building: regular files and directories,
+/// without `.git`; links are refused by the slug later, so they are left out
+/// here with the rest of what a slug cannot hold.
+fn copy_source(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        if name == ".git" || name == "target" || name == "node_modules" {
+            continue;
+        }
+        let ty = e.file_type()?;
+        if ty.is_dir() {
+            copy_source(&e.path(), &to.join(&name))?;
+        } else if ty.is_file() {
+            std::fs::copy(e.path(), to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+/// `bin/*.wasm` and any other `.wasm` under the build, for messages.
+fn list_components(build: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else if p.extension().is_some_and(|x| x == "wasm")
+                && let Ok(rel) = p.strip_prefix(root)
+            {
+                out.push(rel.display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(build, build, &mut out);
+    out.sort();
+    out
+}

@@ -1,0 +1,247 @@
+//! Running buildpacks with Heroku's classic API: `bin/detect BUILD`,
+//! `bin/compile BUILD CACHE ENV`, `bin/release BUILD`.
+//!
+//! The built-in buildpacks (`buildpacks/` in the repo) are compiled into
+//! the binary and written out under `$WDYNO_HOME/buildpacks/` at start, so
+//! a `wdyno` binary needs nothing of its source tree. An app may name its
+//! buildpacks (a built-in name or a path); otherwise the first whose
+//! `bin/detect` succeeds builds it.
+
+mod builtin;
+mod release_yaml;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use builtin::install_builtins;
+
+/// How long `bin/compile` may run (Heroku's build timeout).
+pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Lines of output kept for a failed build's message.
+const TAIL_LINES: usize = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildpackError {
+    #[error(
+        "no buildpack detected this app: a Rust app has Cargo.toml, a JavaScript app package.json, a prebuilt app .wasm files"
+    )]
+    NoneDetected,
+    #[error("buildpack {0:?} does not exist: use rust, js, wasm or a path to a buildpack")]
+    Unknown(String),
+    #[error("buildpack {name}: bin/compile failed with {status}:\n{tail}")]
+    CompileFailed {
+        name: String,
+        status: String,
+        tail: String,
+    },
+    #[error("buildpack {name}: bin/compile ran past {limit:?} and was stopped:\n{tail}")]
+    Timeout {
+        name: String,
+        limit: Duration,
+        tail: String,
+    },
+    #[error("buildpack {name}: bin/release printed YAML it cannot read: {why}")]
+    BadRelease { name: String, why: String },
+    #[error("buildpack {name}: {what}: {source}")]
+    Io {
+        name: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A buildpack on disk.
+#[derive(Debug, Clone)]
+pub struct Buildpack {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+impl Buildpack {
+    fn io(&self, what: &str) -> impl FnOnce(std::io::Error) -> BuildpackError + '_ {
+        let what = what.to_owned();
+        move |source| BuildpackError::Io {
+            name: self.name.clone(),
+            what,
+            source,
+        }
+    }
+
+    /// Runs `bin/detect`; `Some(name it printed)` if it applies.
+    pub fn detect(&self, build: &Path) -> Result<Option<String>, BuildpackError> {
+        let out = Command::new(self.dir.join("bin/detect"))
+            .arg(build)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(self.io("running bin/detect"))?;
+        Ok(out.status.success().then(|| {
+            let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if said.is_empty() {
+                self.name.clone()
+            } else {
+                said
+            }
+        }))
+    }
+
+    /// Runs `bin/compile`, handing each output line (stdout and stderr) to
+    /// `line` as it comes, and stops it at `timeout`.
+    pub fn compile(
+        &self,
+        build: &Path,
+        cache: &Path,
+        env: &Path,
+        timeout: Duration,
+        line: &mut dyn FnMut(&str),
+    ) -> Result<(), BuildpackError> {
+        use std::os::unix::process::CommandExt;
+        let mut child = Command::new(self.dir.join("bin/compile"))
+            .args([build, cache, env])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group, so a timeout stops its children too.
+            .process_group(0)
+            .spawn()
+            .map_err(self.io("running bin/compile"))?;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let mut readers = Vec::new();
+        for pipe in [
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            readers.push(std::thread::spawn(move || {
+                for l in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if tx.send(l).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        drop(tx);
+        let deadline = Instant::now() + timeout;
+        let mut tail: Vec<String> = Vec::new();
+        let mut timed_out = false;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => {
+                    line(&l);
+                    tail.push(l);
+                    if tail.len() > TAIL_LINES {
+                        tail.remove(0);
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    timed_out = true;
+                    // SAFETY: kill(2) on the process group we created.
+                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                    break;
+                }
+            }
+        }
+        let status = child.wait().map_err(self.io("waiting for bin/compile"))?;
+        for r in readers {
+            let _ = r.join();
+        }
+        let tail = tail.join("\n");
+        if timed_out {
+            return Err(BuildpackError::Timeout {
+                name: self.name.clone(),
+                limit: timeout,
+                tail,
+            });
+        }
+        if !status.success() {
+            return Err(BuildpackError::CompileFailed {
+                name: self.name.clone(),
+                status: status.to_string(),
+                tail,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `bin/release` (if the buildpack has one) and returns its
+    /// `default_process_types`.
+    pub fn release(&self, build: &Path) -> Result<BTreeMap<String, String>, BuildpackError> {
+        let script = self.dir.join("bin/release");
+        if !script.exists() {
+            return Ok(BTreeMap::new());
+        }
+        let out = Command::new(script)
+            .arg(build)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(self.io("running bin/release"))?;
+        if !out.status.success() {
+            return Err(BuildpackError::BadRelease {
+                name: self.name.clone(),
+                why: format!("bin/release failed with {}", out.status),
+            });
+        }
+        release_yaml::default_process_types(&String::from_utf8_lossy(&out.stdout)).map_err(|why| {
+            BuildpackError::BadRelease {
+                name: self.name.clone(),
+                why,
+            }
+        })
+    }
+}
+
+/// The buildpacks an app is built with: the ones it names, or every
+/// built-in in order for detection.
+pub fn resolve(home_packs: &Path, named: &[String]) -> Result<Vec<Buildpack>, BuildpackError> {
+    if named.is_empty() {
+        return Ok(builtin::NAMES
+            .iter()
+            .map(|n| Buildpack {
+                name: n.to_string(),
+                dir: home_packs.join(n),
+            })
+            .collect());
+    }
+    named
+        .iter()
+        .map(|n| {
+            let dir = if builtin::NAMES.contains(&n.as_str()) {
+                home_packs.join(n)
+            } else {
+                PathBuf::from(n)
+            };
+            if dir.join("bin/compile").is_file() {
+                Ok(Buildpack {
+                    name: n.clone(),
+                    dir,
+                })
+            } else {
+                Err(BuildpackError::Unknown(n.clone()))
+            }
+        })
+        .collect()
+}
+
+/// The first buildpack that detects the app, with the name it printed.
+pub fn detect(packs: &[Buildpack], build: &Path) -> Result<(Buildpack, String), BuildpackError> {
+    for p in packs {
+        if let Some(name) = p.detect(build)? {
+            return Ok((p.clone(), name));
+        }
+    }
+    Err(BuildpackError::NoneDetected)
+}

@@ -1,0 +1,78 @@
+//! `wdyno daemon`: the platform in the foreground until Ctrl-C / SIGTERM.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use wdyno::platform::{Platform, PlatformConfig};
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The router's port.
+    #[arg(long, default_value_t = 5000)]
+    pub router_port: u16,
+    /// The control API's port (0: any free port; the CLI finds it in
+    /// `$WDYNO_HOME/api`).
+    #[arg(long, default_value_t = 0)]
+    pub api_port: u16,
+    /// Seconds between SIGTERM and SIGKILL for dynos.
+    #[arg(long, default_value_t = 30)]
+    pub grace: u64,
+    /// Seconds a web dyno has to bind $PORT.
+    #[arg(long, default_value_t = 60)]
+    pub boot_timeout: u64,
+    /// Memory quota per dyno, MiB.
+    #[arg(long, default_value_t = 512)]
+    pub memory_mb: usize,
+    /// Seconds the router waits for a dyno's response (H12).
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout: u64,
+    /// First restart backoff of a crashing dyno, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub restart_backoff_ms: u64,
+    /// Seed for the router's dyno pick (tests).
+    #[arg(long)]
+    pub router_seed: Option<u64>,
+    /// Forbid dynos any outgoing connection.
+    #[arg(long)]
+    pub no_egress: bool,
+}
+
+pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
+    let mut cfg = PlatformConfig::new(home);
+    cfg.manager.grace = Duration::from_secs(args.grace);
+    cfg.manager.boot_timeout = Duration::from_secs(args.boot_timeout);
+    cfg.manager.memory = args.memory_mb << 20;
+    cfg.manager.restart_base = Duration::from_millis(args.restart_backoff_ms);
+    cfg.manager.egress = !args.no_egress;
+    cfg.router.request_timeout = Duration::from_secs(args.request_timeout);
+    cfg.router.seed = args.router_seed;
+    let platform = Platform::open(cfg).with_context(|| format!("opening {}", home.display()))?;
+    let api = bind(args.api_port, "control API").await?;
+    let router = bind(args.router_port, "router").await?;
+    eprintln!(
+        "wdyno daemon: router on http://localhost:{}, API on http://{} (home {})",
+        router.local_addr()?.port(),
+        api.local_addr()?,
+        home.display()
+    );
+    platform.run(api, router, shutdown_signal()).await?;
+    eprintln!("wdyno daemon: stopped");
+    Ok(())
+}
+
+async fn bind(port: u16, what: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| {
+        format!("port {port} for the {what} is in use: stop what listens there, or pick another port (--router-port / --api-port)")
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

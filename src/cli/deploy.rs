@@ -1,0 +1,130 @@
+//! `wdyno deploy DIR` and the git pre-receive hook: send the source to the
+//! daemon as a tarball and print the build as it streams back.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use wdyno::api::{Client, RESULT_PREFIX};
+use wdyno::names::AppName;
+
+/// Sends `tar` to the build endpoint; returns 0 if it released.
+async fn build(
+    client: &Client,
+    app: &AppName,
+    tar: Vec<u8>,
+    source: &str,
+    prefix: &str,
+) -> Result<i32> {
+    let mut outcome: Option<String> = None;
+    client
+        .stream(
+            http::Method::POST,
+            &format!("/apps/{app}/builds"),
+            tar.into(),
+            &[("x-wdyno-source", source.to_owned())],
+            &mut |line| match line.strip_prefix(RESULT_PREFIX) {
+                Some(result) => outcome = Some(result.to_owned()),
+                None => println!("{prefix}{line}"),
+            },
+        )
+        .await?;
+    match outcome.as_deref() {
+        Some(r) if r.starts_with("ok ") => Ok(0),
+        Some(r) => {
+            let msg = r.strip_prefix("error ").unwrap_or(r);
+            for l in msg.lines() {
+                println!("{prefix} !     {l}");
+            }
+            Ok(1)
+        }
+        None => bail!("the daemon closed the build stream without a result"),
+    }
+}
+
+pub async fn deploy(home: &Path, app: &AppName, dir: &Path) -> Result<i32> {
+    let client = Client::from_home(home)?;
+    if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    let tar = tar_dir(dir).with_context(|| format!("packing {}", dir.display()))?;
+    let commit = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--short=7", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    build(&client, app, tar, &commit, "").await
+}
+
+/// Tars a source dir, leaving out what is never part of an app's source.
+fn tar_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    fn walk(b: &mut tar::Builder<Vec<u8>>, root: &Path, dir: &Path) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name();
+            if [".git", "target", "node_modules", ".wdyno"]
+                .iter()
+                .any(|s| name == *s)
+            {
+                continue;
+            }
+            let path = e.path();
+            let rel = path.strip_prefix(root).expect("under root");
+            let ty = e.file_type()?;
+            if ty.is_dir() {
+                b.append_dir(rel, &path)?;
+                walk(b, root, &path)?;
+            } else if ty.is_file() {
+                b.append_path_with_name(&path, rel)?;
+            }
+        }
+        Ok(())
+    }
+    walk(&mut b, dir, dir)?;
+    b.into_inner()
+}
+
+/// git's pre-receive hook: builds what is pushed to main (or master).
+pub async fn pre_receive(home: &Path, app: &AppName) -> Result<i32> {
+    let client = Client::from_home(home)?;
+    let stdin = std::io::stdin();
+    let mut code = 0;
+    for line in stdin.lock().lines() {
+        let line = line?;
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [_old, new, refname] = parts.as_slice() else {
+            continue;
+        };
+        if *refname != "refs/heads/main" && *refname != "refs/heads/master" {
+            println!("-----> Ignoring {refname}: only main (or master) is deployed");
+            continue;
+        }
+        if new.chars().all(|c| c == '0') {
+            continue;
+        }
+        let out = Command::new("git")
+            .args(["archive", "--format=tar", new])
+            .output()
+            .context("running git archive")?;
+        if !out.status.success() {
+            bail!(
+                "git archive {new} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let short = &new[..new.len().min(7)];
+        code = build(&client, app, out.stdout, short, "").await?;
+        if code != 0 {
+            println!(" !     Push rejected, failed to compile app.");
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,179 @@
+//! `wdyno`'s command line: Heroku's verbs, talking to the control API.
+
+mod app;
+mod daemon;
+mod deploy;
+mod show;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+/// Heroku's runtime, rebuilt on WebAssembly.
+#[derive(Debug, Parser)]
+#[command(name = "wdyno", version, about)]
+pub struct Cli {
+    /// The platform's home (ledger, slugs, API token).
+    #[arg(long, global = true, env = "WDYNO_HOME", default_value = ".wdyno")]
+    pub home: PathBuf,
+    /// Machine-readable output where a table is printed.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct AppArg {
+    /// The app (default: the one the `wdyno` git remote names).
+    #[arg(short, long)]
+    pub app: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the platform: control API, dyno manager, router, log bus.
+    Daemon(daemon::DaemonArgs),
+    /// List apps.
+    Apps,
+    /// Create an app.
+    #[command(name = "apps:create")]
+    AppsCreate { name: String },
+    /// Destroy an app and everything of it.
+    #[command(name = "apps:destroy")]
+    AppsDestroy {
+        name: String,
+        /// The app's name again, to confirm.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
+    /// Build DIR (default .) with its buildpack and release it.
+    Deploy {
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// List builds.
+    Builds(AppArg),
+    /// List releases.
+    Releases(AppArg),
+    /// Roll back to a release (default: the one before the current).
+    #[command(name = "releases:rollback")]
+    Rollback {
+        version: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Show config vars.
+    Config(AppArg),
+    /// Set config vars: KEY=value…
+    #[command(name = "config:set")]
+    ConfigSet {
+        #[arg(required = true)]
+        pairs: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Unset config vars: KEY…
+    #[command(name = "config:unset")]
+    ConfigUnset {
+        #[arg(required = true)]
+        keys: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Print one config var.
+    #[command(name = "config:get")]
+    ConfigGet {
+        key: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Add a `wdyno` git remote for the app to the repo here.
+    #[command(name = "git:remote")]
+    GitRemote(AppArg),
+    /// List dynos.
+    Ps(AppArg),
+    /// Scale process types: web=3 worker=1…
+    #[command(name = "ps:scale", alias = "scale")]
+    Scale {
+        #[arg(required = true)]
+        changes: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Restart all dynos, a type, or one dyno.
+    #[command(name = "ps:restart")]
+    Restart {
+        dyno: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Stop one dyno.
+    #[command(name = "ps:stop")]
+    Stop {
+        dyno: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Run a one-off dyno.
+    Run {
+        /// Send its output to the log instead of this terminal.
+        #[arg(long)]
+        detach: bool,
+        #[command(flatten)]
+        app: AppArg,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Show the app's log.
+    Logs {
+        #[command(flatten)]
+        app: AppArg,
+        /// Keep following new lines.
+        #[arg(short, long)]
+        tail: bool,
+        /// Only this dyno (web.1) or process type (web).
+        #[arg(long, short = 'd', alias = "dyno")]
+        ps: Option<String>,
+        /// Only `app` or `wdyno` lines.
+        #[arg(long, short = 's')]
+        source: Option<String>,
+        /// How many past lines (up to 1500).
+        #[arg(short = 'n', long = "num", default_value_t = 100)]
+        num: usize,
+    },
+    /// Internal: run by git's pre-receive hook of an app's repo.
+    #[command(hide = true)]
+    Hook {
+        which: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+}
+
+pub async fn run(cli: Cli) -> Result<i32> {
+    let home = cli.home.clone();
+    let json = cli.json;
+    match cli.command {
+        Cmd::Daemon(args) => daemon::run(&home, args).await.map(|()| 0),
+        Cmd::Hook { which, app } => {
+            if which != "pre-receive" {
+                bail!("unknown hook {which}");
+            }
+            deploy::pre_receive(&home, &app::resolve(&app)?).await
+        }
+        Cmd::Deploy { dir, app } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+            deploy::deploy(&home, &app::resolve(&app)?, &dir).await
+        }
+        Cmd::GitRemote(app) => app::git_remote(&home, &app::resolve(&app)?)
+            .await
+            .map(|()| 0),
+        other => {
+            let client = wdyno::api::Client::from_home(&home).context("finding the daemon")?;
+            show::run(&client, other, json).await.map(|()| 0)
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The verbs that are one API call and a table (or `--json`).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, bail};
+use chrono::{DateTime, Utc};
+use http::Method;
+use serde_json::{Value, json};
+use wdyno::api::Client;
+
+use super::Cmd;
+use super::app::resolve;
+
+fn when(t: &str) -> String {
+    DateTime::parse_from_rfc3339(t)
+        .map(|d| {
+            d.with_timezone(&Utc)
+                .format("%Y/%m/%d %H:%M:%S %z")
+                .to_string()
+        })
+        .unwrap_or_else(|_| t.to_owned())
+}
+
+fn ago(t: &str) -> String {
+    let Ok(d) = DateTime::parse_from_rfc3339(t) else {
+        return String::new();
+    };
+    let secs = (Utc::now() - d.with_timezone(&Utc)).num_seconds().max(0);
+    match secs {
+        0..60 => format!("~ {secs}s ago"),
+        60..3600 => format!("~ {}m ago", secs / 60),
+        _ => format!("~ {}h ago", secs / 3600),
+    }
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).expect("JSON prints"));
+}
+
+pub async fn run(client: &Client, cmd: Cmd, json_out: bool) -> Result<()> {
+    match cmd {
+        Cmd::Apps => {
+            let apps: Value = client.get("/apps").await?;
+            if json_out {
+                print_json(&apps);
+                return Ok(());
+            }
+            println!("=== Apps");
+            for a in apps.as_array().into_iter().flatten() {
+                println!("{}", a["name"].as_str().unwrap_or(""));
+            }
+        }
+        Cmd::AppsCreate { name } => {
+            let _: Value = client
+                .json(Method::POST, "/apps", json!({"name": name}))
+                .await?;
+            println!("Creating {name}... done");
+            println!("http://{name}.localhost:5000/");
+        }
+        Cmd::AppsDestroy { name, confirm } => {
+            if confirm.as_deref() != Some(name.as_str()) {
+                bail!("this destroys {name} and all its releases; run again with --confirm {name}");
+            }
+            let _: Value = client
+                .json(Method::DELETE, &format!("/apps/{name}"), Value::Null)
+                .await?;
+            println!("Destroying {name}... done");
+        }
+        Cmd::Builds(app) => {
+            let app = resolve(&app)?;
+            let builds: Value = client.get(&format!("/apps/{app}/builds")).await?;
+            if json_out {
+                print_json(&builds);
+                return Ok(());
+            }
+            println!("=== {app} Builds");
+            for b in builds.as_array().into_iter().flatten().rev() {
+                let release = b["release"]
+                    .as_u64()
+                    .map(|v| format!("v{v}"))
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{}  {:9}  {:4}  {}",
+                    b["id"],
+                    b["status"].as_str().unwrap_or(""),
+                    release,
+                    when(b["created_at"].as_str().unwrap_or(""))
+                );
+            }
+        }
+        Cmd::Releases(app) => {
+            let app = resolve(&app)?;
+            let releases: Value = client.get(&format!("/apps/{app}/releases")).await?;
+            if json_out {
+                print_json(&releases);
+                return Ok(());
+            }
+            let list = releases.as_array().cloned().unwrap_or_default();
+            let current = list
+                .iter()
+                .rev()
+                .find(|r| r["status"] == "succeeded")
+                .and_then(|r| r["version"].as_u64())
+                .unwrap_or(0);
+            println!("=== {app} Releases - Current: v{current}");
+            for r in list.iter().rev() {
+                let status = match r["status"].as_str() {
+                    Some("failed") => " (release command failed)",
+                    Some("pending") => " (release command running)",
+                    _ => "",
+                };
+                println!(
+                    "v{:<4} {}{}  {}",
+                    r["version"],
+                    r["description"].as_str().unwrap_or(""),
+                    status,
+                    when(r["created_at"].as_str().unwrap_or(""))
+                );
+            }
+        }
+        Cmd::Rollback { version, app } => {
+            let app = resolve(&app)?;
+            let body = match &version {
+                Some(v) => json!({"release": v}),
+                None => json!({}),
+            };
+            let r: Value = client
+                .json(Method::POST, &format!("/apps/{app}/releases"), body)
+                .await?;
+            println!("Rolling back {app}... done, v{}", r["version"]);
+            println!("{}", r["description"].as_str().unwrap_or(""));
+        }
+        Cmd::Config(app) => {
+            let app = resolve(&app)?;
+            let config: BTreeMap<String, String> =
+                client.get(&format!("/apps/{app}/config-vars")).await?;
+            if json_out {
+                print_json(&json!(config));
+                return Ok(());
+            }
+            println!("=== {app} Config Vars");
+            let width = config.keys().map(|k| k.len() + 1).max().unwrap_or(0);
+            for (k, v) in &config {
+                println!("{:width$} {v}", format!("{k}:"));
+            }
+        }
+        Cmd::ConfigSet { pairs, app } => {
+            let app = resolve(&app)?;
+            let mut body = serde_json::Map::new();
+            for p in &pairs {
+                let Some((k, v)) = p.split_once('=') else {
+                    bail!("{p:?} is not KEY=value");
+                };
+                body.insert(k.to_owned(), Value::String(v.to_owned()));
+            }
+            let keys: Vec<&String> = body.keys().collect();
+            let label = keys
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let r: Value = client
+                .json(
+                    Method::PATCH,
+                    &format!("/apps/{app}/config-vars"),
+                    Value::Object(body.clone()),
+                )
+                .await?;
+            println!(
+                "Setting {label} and restarting {app}... done, v{}",
+                r["version"]
+            );
+        }
+        Cmd::ConfigUnset { keys, app } => {
+            let app = resolve(&app)?;
+            let body: serde_json::Map<String, Value> =
+                keys.iter().map(|k| (k.clone(), Value::Null)).collect();
+            let r: Value = client
+                .json(
+                    Method::PATCH,
+                    &format!("/apps/{app}/config-vars"),
+                    Value::Object(body),
+                )
+                .await?;
+            println!(
+                "Unsetting {} and restarting {app}... done, v{}",
+                keys.join(", "),
+                r["version"]
+            );
+        }
+        Cmd::ConfigGet { key, app } => {
+            let app = resolve(&app)?;
+            let config: BTreeMap<String, String> =
+                client.get(&format!("/apps/{app}/config-vars")).await?;
+            println!("{}", config.get(&key).map(String::as_str).unwrap_or(""));
+        }
+        Cmd::Ps(app) => {
+            let app = resolve(&app)?;
+            let dynos: Value = client.get(&format!("/apps/{app}/dynos")).await?;
+            if json_out {
+                print_json(&dynos);
+                return Ok(());
+            }
+            let list = dynos.as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("No dynos on {app}");
+            }
+            let mut types: Vec<&str> = list.iter().filter_map(|d| d["type"].as_str()).collect();
+            types.dedup();
+            for ty in types {
+                let of: Vec<&Value> = list.iter().filter(|d| d["type"] == ty).collect();
+                println!(
+                    "=== {ty} ({}): {}",
+                    of.len(),
+                    of[0]["command"].as_str().unwrap_or("")
+                );
+                for d in of {
+                    let at = d["updated_at"].as_str().unwrap_or("");
+                    println!(
+                        "{}: {} {} ({})",
+                        d["name"].as_str().unwrap_or(""),
+                        d["state"].as_str().unwrap_or(""),
+                        when(at).trim_end_matches(" +0000"),
+                        ago(at)
+                    );
+                }
+                println!();
+            }
+        }
+        Cmd::Scale { changes, app } => {
+            let app = resolve(&app)?;
+            let mut body = serde_json::Map::new();
+            for c in &changes {
+                let Some((ty, n)) = c.split_once('=').or_else(|| c.split_once(':')) else {
+                    bail!("{c:?} is not TYPE=QUANTITY (like web=2)");
+                };
+                let n: u64 = n
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{c:?}: the quantity must be a whole number"))?;
+                body.insert(ty.to_owned(), json!(n));
+            }
+            let f: BTreeMap<String, u64> = client
+                .json(
+                    Method::PATCH,
+                    &format!("/apps/{app}/formation"),
+                    Value::Object(body),
+                )
+                .await?;
+            let now: Vec<String> = f.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            println!("Scaling dynos... done, now running {}", now.join(", "));
+        }
+        Cmd::Restart { dyno, app } => {
+            let app = resolve(&app)?;
+            let path = match &dyno {
+                Some(d) => format!("/apps/{app}/dynos/{d}"),
+                None => format!("/apps/{app}/dynos"),
+            };
+            let _: Value = client.json(Method::DELETE, &path, Value::Null).await?;
+            println!(
+                "Restarting {} dynos on {app}... done",
+                dyno.as_deref().unwrap_or("all")
+            );
+        }
+        Cmd::Stop { dyno, app } => {
+            let app = resolve(&app)?;
+            let _: Value = client
+                .json(
+                    Method::POST,
+                    &format!("/apps/{app}/dynos/{dyno}/actions/stop"),
+                    Value::Null,
+                )
+                .await?;
+            println!("Stopping {dyno} dyno on {app}... done");
+        }
+        Cmd::Run {
+            detach,
+            app,
+            command,
+        } => {
+            let app = resolve(&app)?;
+            if !detach {
+                bail!(
+                    "attached one-off dynos are not available yet: use `wdyno run --detach -a {app} -- …` and `wdyno logs`"
+                );
+            }
+            let v: Value = client
+                .json(
+                    Method::POST,
+                    &format!("/apps/{app}/dynos"),
+                    json!({"command": command.join(" ")}),
+                )
+                .await?;
+            println!(
+                "Running {} on {app}... up, {}",
+                command.join(" "),
+                v["name"].as_str().unwrap_or("")
+            );
+            println!(
+                "Run `wdyno logs -a {app} --ps {}` to see its output.",
+                v["name"].as_str().unwrap_or("")
+            );
+        }
+        Cmd::Logs {
+            app,
+            tail,
+            ps,
+            source,
+            num,
+        } => {
+            let app = resolve(&app)?;
+            let mut q = format!("lines={}", num.min(wdyno::logbus::LOG_RING_LINES));
+            if tail {
+                q.push_str("&tail=1");
+            }
+            if let Some(ps) = &ps {
+                q.push_str(&format!("&dyno={ps}"));
+            }
+            if let Some(s) = &source {
+                if wdyno::logbus::Source::parse(s).is_none() {
+                    bail!("--source is app or wdyno, not {s:?}");
+                }
+                q.push_str(&format!("&source={s}"));
+            }
+            client
+                .stream(
+                    Method::GET,
+                    &format!("/apps/{app}/log-stream?{q}"),
+                    Default::default(),
+                    &[],
+                    &mut |l| println!("{l}"),
+                )
+                .await?;
+        }
+        Cmd::Daemon(_) | Cmd::Deploy { .. } | Cmd::GitRemote(_) | Cmd::Hook { .. } => {
+            unreachable!("handled in cli::run")
+        }
+    }
+    Ok(())
+}

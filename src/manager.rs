@@ -1,0 +1,712 @@
+//! The dyno manager: keeps each app's running dynos equal to its formation
+//! on its current release, restarts crashed dynos with a doubling backoff,
+//! replaces dynos on a new release without a gap in service, and keeps the
+//! router's table of up web dynos.
+//!
+//! It owns no state of its own that matters across a restart: formation and
+//! releases are read from the ledger, so a restarted daemon converges to the
+//! same dynos.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio_util::task::TaskTracker;
+
+use crate::dyno::{
+    Determinism, Dyno, Exit, Launch, PortBook, PortLease, Prepared, Runtime, Sandbox, State,
+};
+use crate::logbus::LogBus;
+use crate::names::{AppName, DynoName, ProcessType};
+use crate::procfile::{Command, Procfile};
+use crate::release::{Ledger, Release};
+use crate::routes::{Backend, RouteTable};
+use crate::slug::SlugStore;
+
+/// Longest wait before restarting a crashing dyno (Heroku's cool-off).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(20 * 60);
+/// A dyno up this long has its crash count forgotten.
+pub const BACKOFF_RESET: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error(transparent)]
+    Ledger(#[from] crate::release::LedgerError),
+    #[error(transparent)]
+    Slug(#[from] crate::slug::SlugError),
+    #[error(transparent)]
+    Dyno(#[from] crate::dyno::DynoError),
+    #[error(transparent)]
+    Procfile(#[from] crate::procfile::ProcfileError),
+    #[error("{app} has no dyno {dyno}. Run `wdyno ps -a {app}` to list them.")]
+    NoSuchDyno { app: String, dyno: String },
+    #[error("{0} has no release with code yet: deploy it first (`wdyno deploy`)")]
+    NotDeployed(String),
+    #[error("{0}")]
+    Command(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Settings for every dyno the manager starts.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    pub grace: Duration,
+    pub boot_timeout: Duration,
+    pub memory: usize,
+    pub egress: bool,
+    /// The second restart of a crashing dyno waits this long; each further
+    /// one twice as long, up to [`MAX_BACKOFF`].
+    pub restart_base: Duration,
+    pub determinism: Determinism,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        ManagerConfig {
+            grace: crate::dyno::DEFAULT_GRACE,
+            boot_timeout: crate::dyno::DEFAULT_BOOT_TIMEOUT,
+            memory: crate::dyno::DEFAULT_MEMORY,
+            egress: true,
+            restart_base: Duration::from_secs(1),
+            determinism: Determinism::default(),
+        }
+    }
+}
+
+/// A release unpacked and prepared: what dynos of it start from.
+pub struct ReleaseFiles {
+    pub version: u64,
+    pub dir: PathBuf,
+    pub release: Release,
+    pub procfile: Procfile,
+    components: HashMap<String, Arc<Prepared>>,
+}
+
+/// A dyno as `ps` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DynoInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub process_type: String,
+    pub state: String,
+    pub command: String,
+    pub release: u64,
+    pub updated_at: DateTime<Utc>,
+    pub port: Option<u16>,
+}
+
+struct Slot {
+    dyno: Arc<Dyno>,
+    id: u64,
+    release: u64,
+    command: String,
+    since: DateTime<Utc>,
+    crashes: u32,
+    port: Option<u16>,
+}
+
+#[derive(Default)]
+struct AppState {
+    files: Option<Arc<ReleaseFiles>>,
+    dynos: BTreeMap<DynoName, Slot>,
+    /// Dynos being replaced or scaled away, until they are down.
+    leaving: Vec<Arc<Dyno>>,
+}
+
+pub struct Manager {
+    runtime: Arc<Runtime>,
+    bus: LogBus,
+    ports: PortBook,
+    ledger: Ledger,
+    slugs: SlugStore,
+    releases_dir: PathBuf,
+    dynos_dir: PathBuf,
+    cfg: ManagerConfig,
+    routes: RouteTable,
+    apps: Mutex<HashMap<String, AppState>>,
+    next_id: AtomicU64,
+    next_run: AtomicU32,
+    tasks: TaskTracker,
+}
+
+impl Manager {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        runtime: Arc<Runtime>,
+        bus: LogBus,
+        ports: PortBook,
+        ledger: Ledger,
+        slugs: SlugStore,
+        home: &std::path::Path,
+        cfg: ManagerConfig,
+        routes: RouteTable,
+    ) -> Arc<Self> {
+        Arc::new(Manager {
+            runtime,
+            bus,
+            ports,
+            ledger,
+            slugs,
+            releases_dir: home.join("releases"),
+            dynos_dir: home.join("dynos"),
+            cfg,
+            routes,
+            apps: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            next_run: AtomicU32::new(1000 + (std::process::id() % 9000)),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AppState>> {
+        self.apps.lock().expect("manager lock poisoned")
+    }
+
+    /// Unpacks and prepares a release's slug (once per release).
+    pub async fn release_files(
+        &self,
+        app: &AppName,
+        release: &Release,
+    ) -> Result<Arc<ReleaseFiles>, ManagerError> {
+        if let Some(f) = self.lock().get(app.as_str()).and_then(|a| a.files.clone())
+            && f.version == release.version
+        {
+            return Ok(f);
+        }
+        let slug = release
+            .slug
+            .clone()
+            .ok_or_else(|| ManagerError::NotDeployed(app.to_string()))?;
+        let dir = self
+            .releases_dir
+            .join(app.as_str())
+            .join(format!("v{}", release.version));
+        let slugs = self.slugs.clone();
+        let runtime = self.runtime.clone();
+        let process_types = release.process_types.clone();
+        let unpack_dir = dir.clone();
+        let (procfile, components) = tokio::task::spawn_blocking(move || {
+            if !unpack_dir.join(".wdyno-complete").exists() {
+                let _ = std::fs::remove_dir_all(&unpack_dir);
+                if let Some(parent) = unpack_dir.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| ManagerError::Io {
+                        what: format!("creating {}", parent.display()),
+                        source: e,
+                    })?;
+                }
+                slugs.unpack(&slug, &unpack_dir)?;
+                std::fs::write(unpack_dir.join(".wdyno-complete"), b"").map_err(|e| {
+                    ManagerError::Io {
+                        what: "marking the release unpacked".into(),
+                        source: e,
+                    }
+                })?;
+            }
+            let procfile = Procfile::from_defaults(&process_types)?;
+            let mut components = HashMap::new();
+            for (_, cmd) in procfile.iter() {
+                let path = cmd.component_path();
+                if !components.contains_key(&path) {
+                    components.insert(path.clone(), runtime.prepare(&unpack_dir.join(&path))?);
+                }
+            }
+            Ok::<_, ManagerError>((procfile, components))
+        })
+        .await
+        .map_err(|e| ManagerError::Command(format!("preparing the release: {e}")))??;
+        // The marker file is the platform's, not the app's.
+        Ok(Arc::new(ReleaseFiles {
+            version: release.version,
+            dir,
+            release: release.clone(),
+            procfile,
+            components,
+        }))
+    }
+
+    /// Brings `app`'s dynos in line with its formation and current release.
+    pub async fn converge(self: &Arc<Self>, app: &AppName) -> Result<(), ManagerError> {
+        let release = self.ledger.current(app)?;
+        let formation = self.ledger.formation(app)?;
+        if release.slug.is_none() {
+            return Ok(());
+        }
+        let files = self.release_files(app, &release).await?;
+        let mut to_start: Vec<(DynoName, Option<Slot>)> = Vec::new();
+        {
+            let mut apps = self.lock();
+            let state = apps.entry(app.to_string()).or_default();
+            state.files = Some(files.clone());
+            // Scale down: types gone or numbers past the count, highest first.
+            let excess: Vec<DynoName> = state
+                .dynos
+                .keys()
+                .filter(|n| {
+                    let want = formation.get(n.process.as_str()).copied().unwrap_or(0);
+                    n.number > want || files.procfile.get(n.process.as_str()).is_none()
+                })
+                .cloned()
+                .collect();
+            for name in excess.into_iter().rev() {
+                if let Some(slot) = state.dynos.remove(&name) {
+                    slot.dyno.stop();
+                    state.leaving.push(slot.dyno);
+                }
+            }
+            for (ty, count) in &formation {
+                let Ok(process) = ProcessType::parse(ty) else {
+                    continue;
+                };
+                if files.procfile.get(ty).is_none() || process.as_str() == "release" {
+                    continue;
+                }
+                for n in 1..=*count {
+                    let name = DynoName::new(process.clone(), n);
+                    match state.dynos.get(&name) {
+                        Some(slot) if slot.release == files.version => {}
+                        Some(_) => {
+                            let old = state.dynos.remove(&name);
+                            to_start.push((name, old));
+                        }
+                        None => to_start.push((name, None)),
+                    }
+                }
+            }
+        }
+        for (name, old) in to_start {
+            let slot =
+                self.start_dyno(app, &files, &name, old.as_ref().map_or(0, |o| o.crashes))?;
+            let new = slot.dyno.clone();
+            let mut apps = self.lock();
+            let state = apps.entry(app.to_string()).or_default();
+            state.dynos.insert(name, slot);
+            if let Some(old) = old {
+                // The old dyno serves until its replacement is up.
+                state.leaving.push(old.dyno.clone());
+                let old = old.dyno;
+                self.tasks.spawn(async move {
+                    new.wait_up().await;
+                    old.stop();
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Converges every app in the ledger (platform start).
+    pub async fn converge_all(self: &Arc<Self>) -> Result<(), ManagerError> {
+        for app in self.ledger.apps()? {
+            if let Err(e) = self.converge(&app.name).await {
+                self.bus.platform(
+                    app.name.as_str(),
+                    "api",
+                    &format!("Could not start dynos: {e}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn launch(
+        &self,
+        app: &AppName,
+        files: &ReleaseFiles,
+        name: &str,
+        command: &Command,
+        lease: Option<&PortLease>,
+        one_off: bool,
+    ) -> Result<Launch, ManagerError> {
+        let path = command.component_path();
+        let prepared = match files.components.get(&path) {
+            Some(p) => p.clone(),
+            None => {
+                let full = files.dir.join(&path);
+                if !full.is_file() {
+                    return Err(ManagerError::Command(format!(
+                        "{}: no component {path} in release v{} of {app}",
+                        command.program, files.version
+                    )));
+                }
+                self.runtime.prepare(&full)?
+            }
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let sandbox = Sandbox {
+            app: app.to_string(),
+            dyno: name.to_owned(),
+            release_version: files.version,
+            files: files.dir.clone(),
+            work_dir: self
+                .dynos_dir
+                .join(app.as_str())
+                .join(format!("{name}.{id}")),
+            config: files.release.config.clone(),
+            port: lease.map(|l| l.port()),
+            ports: self.ports.clone(),
+            egress: self.cfg.egress,
+            memory: self.cfg.memory,
+            determinism: self.cfg.determinism,
+        };
+        let args = command.argv(&sandbox.env());
+        Ok(Launch {
+            sandbox,
+            prepared,
+            command_line: command.line.clone(),
+            args,
+            web: lease.is_some() && !one_off,
+            one_off,
+            boot_timeout: self.cfg.boot_timeout,
+            grace: self.cfg.grace,
+        })
+    }
+
+    fn start_dyno(
+        self: &Arc<Self>,
+        app: &AppName,
+        files: &Arc<ReleaseFiles>,
+        name: &DynoName,
+        crashes: u32,
+    ) -> Result<Slot, ManagerError> {
+        let command = files
+            .procfile
+            .get(name.process.as_str())
+            .ok_or_else(|| ManagerError::Command(format!("no process type {}", name.process)))?
+            .clone();
+        let web = name.process.is_web();
+        let lease = if web {
+            Some(self.ports.lease().map_err(|e| ManagerError::Io {
+                what: "finding a port for a web dyno".into(),
+                source: e,
+            })?)
+        } else {
+            None
+        };
+        let launch = self.launch(
+            app,
+            files,
+            &name.to_string(),
+            &command,
+            lease.as_ref(),
+            false,
+        )?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let port = lease.as_ref().map(|l| l.port());
+        let dyno = Arc::new(Dyno::start(self.runtime.clone(), self.bus.clone(), launch));
+        self.watch(app.clone(), name.clone(), id, dyno.clone(), port, lease);
+        Ok(Slot {
+            dyno,
+            id,
+            release: files.version,
+            command: command.line.clone(),
+            since: Utc::now(),
+            crashes,
+            port,
+        })
+    }
+
+    /// Follows one dyno: routes it while up, and restarts it if it crashes.
+    fn watch(
+        self: &Arc<Self>,
+        app: AppName,
+        name: DynoName,
+        id: u64,
+        dyno: Arc<Dyno>,
+        port: Option<u16>,
+        lease: Option<PortLease>,
+    ) {
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            let _lease = lease;
+            let mut state = dyno.watch_state();
+            let mut up_since: Option<Instant> = None;
+            loop {
+                let s = *state.borrow_and_update();
+                match (s, port) {
+                    (State::Up, Some(port)) => {
+                        up_since.get_or_insert_with(Instant::now);
+                        me.routes.add(
+                            app.as_str(),
+                            Backend {
+                                id,
+                                dyno: name.to_string(),
+                                port,
+                            },
+                        );
+                    }
+                    (State::Up, None) => {
+                        up_since.get_or_insert_with(Instant::now);
+                    }
+                    _ => me.routes.remove(app.as_str(), id),
+                }
+                if s.is_final() {
+                    break;
+                }
+                if state.changed().await.is_err() {
+                    break;
+                }
+            }
+            me.routes.remove(app.as_str(), id);
+            let crashed = dyno.state() == State::Crashed;
+            me.ended(&app, &name, id, crashed, up_since.map(|t| t.elapsed()));
+        });
+    }
+
+    fn ended(
+        self: &Arc<Self>,
+        app: &AppName,
+        name: &DynoName,
+        id: u64,
+        crashed: bool,
+        up_for: Option<Duration>,
+    ) {
+        let mut apps = self.lock();
+        let Some(state) = apps.get_mut(app.as_str()) else {
+            return;
+        };
+        state.leaving.retain(|d| !d.state().is_final());
+        if !crashed || state.dynos.get(name).is_none_or(|s| s.id != id) {
+            return;
+        }
+        if name.process.is_web() {
+            let any_up = state
+                .dynos
+                .iter()
+                .any(|(n, s)| n.process.is_web() && s.dyno.state() == State::Up);
+            self.routes.set_crashed(app.as_str(), !any_up);
+        }
+        let Some(slot) = state.dynos.get_mut(name) else {
+            return;
+        };
+        if up_for.is_some_and(|d| d >= BACKOFF_RESET) {
+            slot.crashes = 0;
+        }
+        let delay = backoff(self.cfg.restart_base, slot.crashes);
+        slot.crashes += 1;
+        slot.since = Utc::now();
+        let crashes = slot.crashes;
+        let (me, app, name) = (self.clone(), app.clone(), name.clone());
+        self.tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            me.restart_crashed(&app, &name, id, crashes);
+        });
+    }
+
+    fn restart_crashed(self: &Arc<Self>, app: &AppName, name: &DynoName, id: u64, crashes: u32) {
+        let files = {
+            let apps = self.lock();
+            let Some(state) = apps.get(app.as_str()) else {
+                return;
+            };
+            match state.dynos.get(name) {
+                Some(slot) if slot.id == id => state.files.clone(),
+                _ => return,
+            }
+        };
+        let Some(files) = files else { return };
+        match self.start_dyno(app, &files, name, crashes) {
+            Ok(slot) => {
+                let mut apps = self.lock();
+                if let Some(state) = apps.get_mut(app.as_str())
+                    && state.dynos.get(name).is_some_and(|s| s.id == id)
+                {
+                    state.dynos.insert(name.clone(), slot);
+                    return;
+                }
+                drop(apps);
+            }
+            Err(e) => self.bus.platform(
+                app.as_str(),
+                &name.to_string(),
+                &format!("Could not restart: {e}"),
+            ),
+        }
+    }
+
+    /// `ps`: the app's dynos, formation ones then one-offs, by name.
+    pub fn ps(&self, app: &AppName) -> Vec<DynoInfo> {
+        let apps = self.lock();
+        let Some(state) = apps.get(app.as_str()) else {
+            return Vec::new();
+        };
+        state
+            .dynos
+            .iter()
+            .map(|(name, slot)| DynoInfo {
+                name: name.to_string(),
+                process_type: name.process.to_string(),
+                state: slot.dyno.state().to_string(),
+                command: slot.command.clone(),
+                release: slot.release,
+                updated_at: slot.since,
+                port: slot.port,
+            })
+            .collect()
+    }
+
+    /// `ps:restart`: all dynos, a type, or one dyno.
+    pub async fn restart(
+        self: &Arc<Self>,
+        app: &AppName,
+        which: Option<&str>,
+    ) -> Result<usize, ManagerError> {
+        let victims: Vec<DynoName> = {
+            let apps = self.lock();
+            let state = apps.get(app.as_str());
+            state
+                .map(|s| {
+                    s.dynos
+                        .keys()
+                        .filter(|n| match which {
+                            None => true,
+                            Some(w) if w.contains('.') => n.to_string() == w,
+                            Some(w) => n.process.as_str() == w,
+                        })
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        if let (true, Some(w)) = (victims.is_empty(), which) {
+            return Err(ManagerError::NoSuchDyno {
+                app: app.to_string(),
+                dyno: w.to_owned(),
+            });
+        }
+        {
+            let mut apps = self.lock();
+            if let Some(state) = apps.get_mut(app.as_str()) {
+                for v in &victims {
+                    if let Some(slot) = state.dynos.get_mut(v) {
+                        // A release of 0 makes converge replace it.
+                        slot.release = 0;
+                    }
+                }
+            }
+        }
+        self.converge(app).await?;
+        Ok(victims.len())
+    }
+
+    /// `ps:stop`: stops one dyno (the formation starts it again later only
+    /// on the next converge, as Heroku restarts stopped dynos on demand).
+    pub fn stop_dyno(&self, app: &AppName, dyno: &str) -> Result<(), ManagerError> {
+        let name = DynoName::parse(dyno).map_err(|e| ManagerError::Command(e.to_string()))?;
+        let mut apps = self.lock();
+        let state = apps.get_mut(app.as_str());
+        let slot = state.and_then(|s| s.dynos.remove(&name).map(|slot| (s, slot)));
+        match slot {
+            Some((state, slot)) => {
+                slot.dyno.stop();
+                state.leaving.push(slot.dyno);
+                Ok(())
+            }
+            None => Err(ManagerError::NoSuchDyno {
+                app: app.to_string(),
+                dyno: dyno.to_owned(),
+            }),
+        }
+    }
+
+    /// Runs a one-off dyno (`run.N`, or `release.N` for the release phase)
+    /// of `release` and returns it; it ends `down`.
+    pub async fn run_one_off(
+        &self,
+        app: &AppName,
+        release: &Release,
+        kind: &str,
+        command_line: &str,
+    ) -> Result<Arc<Dyno>, ManagerError> {
+        let files = self.release_files(app, release).await?;
+        let command = Command::parse(command_line).map_err(ManagerError::Command)?;
+        let n = self.next_run.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{kind}.{n}");
+        let launch = self.launch(app, &files, &name, &command, None, true)?;
+        let dyno = Arc::new(Dyno::start(self.runtime.clone(), self.bus.clone(), launch));
+        Ok(dyno)
+    }
+
+    /// Stops every dyno of an app (destroy) and forgets it.
+    pub async fn remove_app(&self, app: &AppName) {
+        let dynos: Vec<Arc<Dyno>> = {
+            let mut apps = self.lock();
+            let Some(state) = apps.remove(app.as_str()) else {
+                return;
+            };
+            state
+                .dynos
+                .into_values()
+                .map(|s| s.dyno)
+                .chain(state.leaving)
+                .collect()
+        };
+        for d in &dynos {
+            d.stop();
+        }
+        for d in &dynos {
+            d.wait().await;
+        }
+        self.routes.forget(app.as_str());
+        let _ = std::fs::remove_dir_all(self.releases_dir.join(app.as_str()));
+    }
+
+    /// Stops every dyno through the stop sequence and waits for them.
+    pub async fn shutdown(&self) -> Vec<(String, Exit)> {
+        let dynos: Vec<Arc<Dyno>> = {
+            let mut apps = self.lock();
+            apps.drain()
+                .flat_map(|(_, s)| s.dynos.into_values().map(|s| s.dyno).chain(s.leaving))
+                .collect()
+        };
+        for d in &dynos {
+            d.stop();
+        }
+        let mut exits = Vec::new();
+        for d in &dynos {
+            exits.push((d.name().to_owned(), d.wait().await));
+        }
+        self.tasks.close();
+        exits
+    }
+}
+
+/// How long to wait before the restart after `crashes` earlier crashes:
+/// at once the first time, then `base`, doubling, up to [`MAX_BACKOFF`].
+pub fn backoff(base: Duration, crashes: u32) -> Duration {
+    match crashes {
+        0 => Duration::ZERO,
+        n => base
+            .saturating_mul(1u32 << (n - 1).min(20))
+            .min(MAX_BACKOFF),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap() {
+        let b = Duration::from_secs(1);
+        assert_eq!(backoff(b, 0), Duration::ZERO);
+        assert_eq!(backoff(b, 1), Duration::from_secs(1));
+        assert_eq!(backoff(b, 2), Duration::from_secs(2));
+        assert_eq!(backoff(b, 5), Duration::from_secs(16));
+        assert_eq!(backoff(b, 40), MAX_BACKOFF);
+    }
+}

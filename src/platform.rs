@@ -1,0 +1,206 @@
+//! Builds a whole platform from `$WDYNO_HOME` and runs it: control API,
+//! dyno manager, router and log bus on one tokio runtime and one wasmtime
+//! engine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt;
+use tokio::net::TcpListener;
+
+use crate::build::Builder;
+use crate::dyno::{PortBook, Runtime, RuntimeConfig};
+use crate::logbus::LogBus;
+use crate::manager::{Manager, ManagerConfig};
+use crate::release::Ledger;
+use crate::router::RouterConfig;
+use crate::routes::RouteTable;
+use crate::slug::{Limits, SlugStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Ledger(#[from] crate::release::LedgerError),
+    #[error(transparent)]
+    Slug(#[from] crate::slug::SlugError),
+    #[error(transparent)]
+    Dyno(#[from] crate::dyno::DynoError),
+    #[error(transparent)]
+    Manager(#[from] crate::manager::ManagerError),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> PlatformError {
+    let what = what.into();
+    move |source| PlatformError::Io { what, source }
+}
+
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    pub home: PathBuf,
+    pub manager: ManagerConfig,
+    pub router: RouterConfig,
+    pub compile_timeout: Duration,
+    pub slug_limits: Limits,
+}
+
+impl PlatformConfig {
+    pub fn new(home: impl Into<PathBuf>) -> Self {
+        PlatformConfig {
+            home: home.into(),
+            manager: ManagerConfig::default(),
+            router: RouterConfig::default(),
+            compile_timeout: crate::buildpack::DEFAULT_COMPILE_TIMEOUT,
+            slug_limits: Limits::default(),
+        }
+    }
+}
+
+/// Everything a running platform shares.
+pub struct Platform {
+    pub home: PathBuf,
+    pub ledger: Ledger,
+    pub slugs: SlugStore,
+    pub bus: LogBus,
+    pub ports: PortBook,
+    pub manager: Arc<Manager>,
+    pub builder: Builder,
+    pub token: String,
+    pub router: RouterConfig,
+}
+
+impl Platform {
+    /// Opens (or creates) `$WDYNO_HOME`: the ledger, the slug store (orphan
+    /// slugs removed), the built-in buildpacks, the API token.
+    pub fn open(cfg: PlatformConfig) -> Result<Arc<Self>, PlatformError> {
+        let home = cfg.home.clone();
+        std::fs::create_dir_all(&home).map_err(io(format!("creating {}", home.display())))?;
+        let token = api_token(&home)?;
+        crate::buildpack::install_builtins(&home.join("buildpacks"))
+            .map_err(io("writing the built-in buildpacks"))?;
+        let ledger = Ledger::open(&home.join("db"))?;
+        let slugs = SlugStore::open(home.join("slugs"), cfg.slug_limits)?;
+        let orphans = slugs.remove_orphans(&ledger.slugs_in_use()?)?;
+        if orphans > 0 {
+            tracing::info!("removed {orphans} orphan slug files");
+        }
+        // Dyno dirs of a previous run are all stale.
+        let _ = std::fs::remove_dir_all(home.join("dynos"));
+        let runtime = Arc::new(Runtime::new(&RuntimeConfig {
+            cache_dir: home.join("cache/compiled"),
+            max_memory: cfg.manager.memory,
+            pooling: true,
+        })?);
+        let bus = LogBus::new();
+        let ports = PortBook::new();
+        let manager = Manager::new(
+            runtime,
+            bus.clone(),
+            ports.clone(),
+            ledger.clone(),
+            slugs.clone(),
+            &home,
+            cfg.manager.clone(),
+            RouteTable::new(),
+        );
+        let builder = Builder {
+            ledger: ledger.clone(),
+            slugs: slugs.clone(),
+            manager: manager.clone(),
+            home: home.clone(),
+            compile_timeout: cfg.compile_timeout,
+        };
+        Ok(Arc::new(Platform {
+            home,
+            ledger,
+            slugs,
+            bus,
+            ports,
+            manager,
+            builder,
+            token,
+            router: cfg.router,
+        }))
+    }
+
+    /// Runs the API and the router on the given listeners, restores every
+    /// app's formation, and on `shutdown` stops every dyno through the stop
+    /// sequence before returning.
+    pub async fn run(
+        self: Arc<Self>,
+        api: TcpListener,
+        router: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), PlatformError> {
+        let api_addr = api.local_addr().map_err(io("reading the API address"))?;
+        let router_addr = router
+            .local_addr()
+            .map_err(io("reading the router address"))?;
+        self.ports.reserve(api_addr.port());
+        self.ports.reserve(router_addr.port());
+        write_private(&self.home.join("api"), &format!("http://{api_addr}\n"))?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let api_task = tokio::spawn(crate::api::server::serve(
+            api,
+            self.clone(),
+            wait(stop_rx.clone()),
+        ));
+        let router_task = tokio::spawn(crate::router::serve(
+            router,
+            self.manager.routes().clone(),
+            self.bus.clone(),
+            self.router.clone(),
+            wait(stop_rx.clone()),
+        ));
+        tracing::info!("API on http://{api_addr}, router on http://{router_addr}");
+        self.manager.converge_all().await?;
+        shutdown.await;
+        tracing::info!("stopping every dyno");
+        let _ = stop_tx.send(true);
+        self.manager.shutdown().await;
+        let _ = api_task.await;
+        let _ = router_task.await;
+        let _ = std::fs::remove_file(self.home.join("api"));
+        Ok(())
+    }
+}
+
+/// The API token: kept across restarts in `api-token` (mode 0600).
+fn api_token(home: &Path) -> Result<String, PlatformError> {
+    let path = home.join("api-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_owned();
+        if t.len() >= 32 {
+            return Ok(t);
+        }
+    }
+    let bytes: [u8; 32] = rand::rng().random();
+    let token = hex::encode(bytes);
+    write_private(&path, &format!("{token}\n"))?;
+    Ok(token)
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), PlatformError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(format!("writing {}", tmp.display())))?;
+    f.write_all(text.as_bytes())
+        .map_err(io(format!("writing {}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(io(format!("writing {}", path.display())))
+}

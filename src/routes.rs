@@ -1,0 +1,64 @@
+//! The table the router reads: each app's `up` web dynos. The manager
+//! writes it as dynos come up and go; the router never starts or stops one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// One up web dyno.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    /// Unique per dyno instance (a replacement `web.1` is another backend).
+    pub id: u64,
+    pub dyno: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AppRoutes {
+    pub backends: Vec<Backend>,
+    /// Web dynos are meant to run but have crashed (H10 rather than H14).
+    pub web_crashed: bool,
+}
+
+#[derive(Clone, Default)]
+pub struct RouteTable {
+    inner: Arc<RwLock<HashMap<String, AppRoutes>>>,
+}
+
+impl RouteTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&self, app: &str, backend: Backend) {
+        let mut t = self.inner.write().expect("route table lock");
+        let routes = t.entry(app.to_owned()).or_default();
+        routes.backends.retain(|b| b.id != backend.id);
+        routes.backends.push(backend);
+        routes.web_crashed = false;
+    }
+
+    pub fn remove(&self, app: &str, id: u64) {
+        let mut t = self.inner.write().expect("route table lock");
+        if let Some(routes) = t.get_mut(app) {
+            routes.backends.retain(|b| b.id != id);
+        }
+    }
+
+    pub fn set_crashed(&self, app: &str, crashed: bool) {
+        let mut t = self.inner.write().expect("route table lock");
+        t.entry(app.to_owned()).or_default().web_crashed = crashed;
+    }
+
+    pub fn forget(&self, app: &str) {
+        self.inner.write().expect("route table lock").remove(app);
+    }
+
+    pub fn get(&self, app: &str) -> Option<AppRoutes> {
+        self.inner
+            .read()
+            .expect("route table lock")
+            .get(app)
+            .cloned()
+    }
+}
