@@ -52,8 +52,10 @@ pub struct Builder {
     pub ledger: Ledger,
     pub slugs: SlugStore,
     pub manager: Arc<Manager>,
-    /// `$WDYNO_HOME`: holds `buildpacks/`, `cache/build/`, `builds/`.
+    /// `$WDYNO_HOME`: holds `buildpacks/` and `builds/`.
     pub home: PathBuf,
+    /// Buildpack caches, one dir per app (`$WDYNO_HOME/cache/build`).
+    pub cache: PathBuf,
     pub compile_timeout: std::time::Duration,
 }
 
@@ -107,7 +109,7 @@ impl Builder {
             .map_err(io("creating a build dir"))?;
         let build_dir = work.path().join("app");
         let env_dir = work.path().join("env");
-        let cache = ensure(&self.home.join("cache/build").join(app.as_str()))?;
+        let cache = ensure(&self.cache.join(app.as_str()))?;
         let (slugs, timeout) = (self.slugs.clone(), self.compile_timeout);
         let runtime = self.manager.runtime().clone();
         let source = source.to_owned();
@@ -202,6 +204,12 @@ impl Builder {
                     release.version,
                 ));
             }
+        }
+        // As Heroku: an app's first web process type gets one dyno.
+        if self.ledger.formation(app)?.is_empty() && procfile.get("web").is_some() {
+            let web = crate::names::ProcessType::parse("web").expect("valid");
+            self.ledger
+                .scale(app, &std::collections::BTreeMap::from([(web, 1)]))?;
         }
         self.manager.converge(app).await?;
         let _ = say.send(format!("       Released v{}", release.version));

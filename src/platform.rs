@@ -48,6 +48,8 @@ pub struct PlatformConfig {
     pub router: RouterConfig,
     pub compile_timeout: Duration,
     pub slug_limits: Limits,
+    /// Buildpack caches (default `$WDYNO_HOME/cache/build`).
+    pub build_cache: Option<PathBuf>,
 }
 
 impl PlatformConfig {
@@ -58,6 +60,7 @@ impl PlatformConfig {
             router: RouterConfig::default(),
             compile_timeout: crate::buildpack::DEFAULT_COMPILE_TIMEOUT,
             slug_limits: Limits::default(),
+            build_cache: None,
         }
     }
 }
@@ -114,6 +117,10 @@ impl Platform {
             slugs: slugs.clone(),
             manager: manager.clone(),
             home: home.clone(),
+            cache: cfg
+                .build_cache
+                .clone()
+                .unwrap_or_else(|| home.join("cache/build")),
             compile_timeout: cfg.compile_timeout,
         };
         Ok(Arc::new(Platform {
@@ -145,6 +152,10 @@ impl Platform {
         self.ports.reserve(api_addr.port());
         self.ports.reserve(router_addr.port());
         write_private(&self.home.join("api"), &format!("http://{api_addr}\n"))?;
+        write_private(
+            &self.home.join("router"),
+            &format!("http://{router_addr}\n"),
+        )?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -170,6 +181,7 @@ impl Platform {
         let _ = api_task.await;
         let _ = router_task.await;
         let _ = std::fs::remove_file(self.home.join("api"));
+        let _ = std::fs::remove_file(self.home.join("router"));
         Ok(())
     }
 }

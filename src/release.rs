@@ -81,6 +81,21 @@ pub struct Release {
     pub status: Status,
 }
 
+impl Release {
+    /// What an app without releases runs: nothing.
+    fn none() -> Self {
+        Release {
+            version: 0,
+            slug: None,
+            config: BTreeMap::new(),
+            process_types: BTreeMap::new(),
+            description: String::new(),
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+            status: Status::Succeeded,
+        }
+    }
+}
+
 /// What a deploy asks to record.
 #[derive(Debug, Clone)]
 pub struct NewRelease {
@@ -189,35 +204,20 @@ impl Ledger {
         Ok(())
     }
 
-    /// Creates an app and its `v1` (`Initial release`: no slug, no config).
+    /// Creates an app. It has no release until its first deploy or config
+    /// change (`v1`).
     pub fn create_app(&self, name: &AppName) -> Result<App> {
         let app = App {
             name: name.clone(),
             created_at: Utc::now(),
             buildpacks: Vec::new(),
         };
-        let v1 = Release {
-            version: 1,
-            slug: None,
-            config: BTreeMap::new(),
-            process_types: BTreeMap::new(),
-            description: "Initial release".into(),
-            created_at: app.created_at,
-            status: Status::Succeeded,
-        };
-        let r = (&self.apps, &self.heads, &self.releases).transaction(|(apps, heads, rels)| {
+        let r = (&self.apps, &self.heads).transaction(|(apps, heads)| {
             if apps.get(name.as_str())?.is_some() {
                 return abort(LedgerError::AppExists(name.to_string()));
             }
             apps.insert(name.as_str(), encode(&app))?;
-            heads.insert(
-                name.as_str(),
-                encode(&Head {
-                    last: 1,
-                    current: 1,
-                }),
-            )?;
-            rels.insert(release_key(name, 1), encode(&v1))?;
+            heads.insert(name.as_str(), encode(&Head::default()))?;
             Ok(())
         });
         flatten(r)?;
@@ -301,13 +301,17 @@ impl Ledger {
         }
     }
 
-    /// The release dynos run: the newest that succeeded.
+    /// The release dynos run: the newest that succeeded. An app with no
+    /// release yet has an empty `v0` (no slug, no config), never stored.
     pub fn current(&self, app: &AppName) -> Result<Release> {
         let head: Head = match self.heads.get(app.as_str())? {
             Some(v) => decode(app.as_str().as_bytes(), &v)?,
             None => return Err(LedgerError::AppNotFound(app.to_string())),
         };
-        self.release(app, head.current)
+        match head.current {
+            0 => Ok(Release::none()),
+            v => self.release(app, v),
+        }
     }
 
     /// Appends a release built from `make(current)`; it becomes current at
@@ -322,6 +326,7 @@ impl Ledger {
             let mut head = head_of(heads, app)?;
             let current: Release = match tx_get(rels, &release_key(app, head.current))? {
                 Some(r) => r,
+                None if head.current == 0 => Release::none(),
                 None => {
                     return abort(LedgerError::Corrupt {
                         key: format!("{app} v{}", head.current),

@@ -37,6 +37,12 @@ pub struct DaemonArgs {
     /// Forbid dynos any outgoing connection.
     #[arg(long)]
     pub no_egress: bool,
+    /// Where buildpacks keep their caches (default $WDYNO_HOME/cache/build).
+    #[arg(long)]
+    pub build_cache: Option<std::path::PathBuf>,
+    /// Seconds a buildpack's bin/compile may run.
+    #[arg(long, default_value_t = 900)]
+    pub compile_timeout: u64,
 }
 
 pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
@@ -48,6 +54,8 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
     cfg.manager.egress = !args.no_egress;
     cfg.router.request_timeout = Duration::from_secs(args.request_timeout);
     cfg.router.seed = args.router_seed;
+    cfg.build_cache = args.build_cache;
+    cfg.compile_timeout = Duration::from_secs(args.compile_timeout);
     let platform = Platform::open(cfg).with_context(|| format!("opening {}", home.display()))?;
     let api = bind(args.api_port, "control API").await?;
     let router = bind(args.router_port, "router").await?;

@@ -110,8 +110,8 @@ pub async fn run(client: &Client, cmd: Cmd, json_out: bool) -> Result<()> {
                     _ => "",
                 };
                 println!(
-                    "v{:<4} {}{}  {}",
-                    r["version"],
+                    "{:<5} {}{}  {}",
+                    format!("v{}", r["version"].as_u64().unwrap_or(0)),
                     r["description"].as_str().unwrap_or(""),
                     status,
                     when(r["created_at"].as_str().unwrap_or(""))

@@ -3,6 +3,8 @@
 //! deadlines.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -323,10 +325,14 @@ impl Client {
     }
 
     pub async fn get(&mut self, path: &str) -> (u16, String) {
+        self.get_host("test.localhost", path).await
+    }
+
+    pub async fn get_host(&mut self, host: &str, path: &str) -> (u16, String) {
         use http_body_util::BodyExt;
         self.send.ready().await.unwrap();
         let req = hyper::Request::get(path)
-            .header("host", "test.localhost")
+            .header("host", host)
             .body(http_body_util::Empty::new())
             .unwrap();
         let resp = self.send.send_request(req).await.unwrap();

@@ -84,6 +84,10 @@ fn route(path: &str) -> (&'static str, String) {
             vars.sort();
             ("200 OK", vars.concat())
         }
+        "/version" => (
+            "200 OK",
+            std::fs::read_to_string("/app/VERSION").unwrap_or_else(|_| "none".into()),
+        ),
         "/greeting" => (
             "200 OK",
             std::env::var("GREETING").unwrap_or_else(|_| "unset".into()),

@@ -1,0 +1,167 @@
+//! A real `wdyno daemon` process in a temp home, driven with the real CLI.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const WDYNO: &str = env!("CARGO_BIN_EXE_wdyno");
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub home: tempfile::TempDir,
+    pub router: u16,
+    args: Vec<String>,
+    pub stderr: mpsc::Receiver<String>,
+}
+
+/// What a CLI run printed.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Fails the test unless the command exited 0.
+    pub fn ok(self) -> Out {
+        assert_eq!(
+            self.code, 0,
+            "command failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Shared across daemons so each test app compiles its dependencies once.
+pub fn build_cache() -> PathBuf {
+    super::scratch().join("build-cache")
+}
+
+impl Daemon {
+    /// Starts a daemon with short grace and boot times for tests, plus
+    /// `extra` flags.
+    pub fn start(extra: &[&str]) -> Daemon {
+        let home = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = [
+            "daemon",
+            "--router-port",
+            "0",
+            "--api-port",
+            "0",
+            "--grace",
+            "3",
+            "--boot-timeout",
+            "20",
+            "--restart-backoff-ms",
+            "200",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push("--build-cache".into());
+        args.push(build_cache().display().to_string());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (child, router, stderr) = spawn(home.path(), &args);
+        Daemon {
+            child: Some(child),
+            home,
+            router,
+            args,
+            stderr,
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Out {
+        self.cli_in(None, args)
+    }
+
+    pub fn cli_in(&self, dir: Option<&Path>, args: &[&str]) -> Out {
+        let mut cmd = Command::new(WDYNO);
+        cmd.args(args)
+            .env("WDYNO_HOME", self.home())
+            .env_remove("WDYNO_API_URL");
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        let out = cmd.output().unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `GET path` through the router for `app`.
+    pub async fn get(&self, app: &str, path: &str) -> (u16, String) {
+        let mut c = super::Client::connect(self.router).await;
+        c.get_host(&format!("{app}.localhost"), path).await
+    }
+
+    /// Asks the daemon to stop (SIGTERM) and waits for it.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().unwrap()
+    }
+
+    /// Stops and starts the daemon on the same home.
+    pub fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let (child, router, stderr) = spawn(self.home.path(), &self.args);
+        self.child = Some(child);
+        self.router = router;
+        self.stderr = stderr;
+    }
+}
+
+fn spawn(home: &Path, args: &[String]) -> (Child, u16, mpsc::Receiver<String>) {
+    let mut child = Command::new(WDYNO)
+        .args(args)
+        .env("WDYNO_HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    // The daemon says where it listens once it is ready.
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the daemon did not report its ports within 60 s");
+        if let Some(rest) = line.strip_prefix("wdyno daemon: router on http://localhost:") {
+            let port = rest.split(',').next().unwrap().parse().unwrap();
+            return (child, port, rx);
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
