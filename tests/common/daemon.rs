@@ -146,9 +146,11 @@ fn spawn(home: &Path, args: &[String]) -> (Child, u16, mpsc::Receiver<String>) {
     });
     // The daemon says where it listens once it is ready.
     loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the daemon did not report its ports within 60 s");
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon did not report its ports within 60 s");
+        };
         if let Some(rest) = line.strip_prefix("wdyno daemon: router on http://localhost:") {
             let port = rest.split(',').next().unwrap().parse().unwrap();
             return (child, port, rx);
