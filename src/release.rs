@@ -261,6 +261,21 @@ impl Ledger {
         self.flush()
     }
 
+    /// Names the buildpacks an app is built with (empty: detect).
+    pub fn set_buildpacks(&self, name: &AppName, buildpacks: &[String]) -> Result<App> {
+        let r = self.apps.transaction(|apps| {
+            let Some(mut app): Option<App> = tx_get(apps, name.as_str().as_bytes())? else {
+                return abort(LedgerError::AppNotFound(name.to_string()));
+            };
+            app.buildpacks = buildpacks.to_vec();
+            apps.insert(name.as_str(), encode(&app))?;
+            Ok(app)
+        });
+        let app = flatten(r)?;
+        self.flush()?;
+        Ok(app)
+    }
+
     pub fn apps(&self) -> Result<Vec<App>> {
         self.apps
             .iter()

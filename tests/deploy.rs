@@ -366,3 +366,58 @@ async fn git_push_releases_a_good_app_and_rejects_a_broken_one() {
     );
     assert_eq!(releases(&d, "pushed").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_buildpack_that_runs_too_long_is_stopped_with_its_last_output() {
+    let d = Daemon::start(&["--compile-timeout", "2"]);
+    let pack = tempfile::tempdir().unwrap();
+    std::fs::create_dir(pack.path().join("bin")).unwrap();
+    let script = |name: &str, body: &str| {
+        let p = pack.path().join("bin").join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script("detect", "echo Slow; exit 0");
+    script(
+        "compile",
+        "echo '-----> Thinking very hard'; exec sleep 600",
+    );
+    let pack_path = pack.path().to_str().unwrap();
+    d.cli(&["apps:create", "slow", "--buildpack", pack_path])
+        .ok();
+    let app = prebuilt("web: bin/web\n");
+    let started = Instant::now();
+    let out = deploy(&d, "slow", app.path());
+    assert_eq!(out.code, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped at its timeout"
+    );
+    assert!(
+        out.stdout.contains("-----> Slow app detected"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "buildpack {pack_path}: bin/compile ran past 2s and was stopped:"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(" !     -----> Thinking very hard"),
+        "{}",
+        out.stdout
+    );
+    assert!(releases(&d, "slow").is_empty());
+    // An unknown buildpack is refused when named.
+    let bad = d.cli(&["buildpacks:set", "cobol", "-a", "slow"]);
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.stderr.contains("buildpack \"cobol\" does not exist"),
+        "{}",
+        bad.stderr
+    );
+}

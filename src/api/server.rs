@@ -194,6 +194,27 @@ async fn handle(p: Arc<Platform>, req: Request<Incoming>) -> Reply {
         (&Method::GET, ["apps", app]) => {
             Ok(json_reply(StatusCode::OK, &p.ledger.app(&app_name(app)?)?))
         }
+        (&Method::PATCH, ["apps", app]) => {
+            let app = app_name(app)?;
+            let body = read_json(req).await?;
+            let packs: Vec<String> = match body.get("buildpacks") {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                _ => {
+                    return Err(ApiError::bad(
+                        "expected {\"buildpacks\": [\"rust\" | \"js\" | \"wasm\" | \"/path\", …]}",
+                    ));
+                }
+            };
+            crate::buildpack::resolve(&p.home.join("buildpacks"), &packs)
+                .map_err(|e| ApiError::bad(e.to_string()))?;
+            Ok(json_reply(
+                StatusCode::OK,
+                &p.ledger.set_buildpacks(&app, &packs)?,
+            ))
+        }
         (&Method::DELETE, ["apps", app]) => {
             let app = app_name(app)?;
             p.ledger.app(&app)?;
@@ -320,10 +341,8 @@ async fn handle(p: Arc<Platform>, req: Request<Incoming>) -> Reply {
                     .await;
                 let last = match result {
                     Ok(r) => format!("{RESULT_PREFIX}ok v{}", r.version),
-                    Err(e) => format!(
-                        "{RESULT_PREFIX}error {}",
-                        e.to_string().replace('\n', "\n ! ")
-                    ),
+                    // One line: the message, JSON-quoted (it may span lines).
+                    Err(e) => format!("{RESULT_PREFIX}error {}", Value::String(e.to_string())),
                 };
                 let _ = tx.send(last);
                 drop(dir);

@@ -33,7 +33,8 @@ async fn build(
     match outcome.as_deref() {
         Some(r) if r.starts_with("ok ") => Ok(0),
         Some(r) => {
-            let msg = r.strip_prefix("error ").unwrap_or(r);
+            let raw = r.strip_prefix("error ").unwrap_or(r);
+            let msg = serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_owned());
             for l in msg.lines() {
                 println!("{prefix} !     {l}");
             }

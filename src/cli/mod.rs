@@ -39,7 +39,20 @@ pub enum Cmd {
     Apps,
     /// Create an app.
     #[command(name = "apps:create")]
-    AppsCreate { name: String },
+    AppsCreate {
+        name: String,
+        /// Build with this buildpack (rust, js, wasm or a path) instead of
+        /// detecting one.
+        #[arg(long, short = 'b')]
+        buildpack: Vec<String>,
+    },
+    /// Name the app's buildpacks (rust, js, wasm or paths); none: detect.
+    #[command(name = "buildpacks:set")]
+    BuildpacksSet {
+        buildpacks: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Destroy an app and everything of it.
     #[command(name = "apps:destroy")]
     AppsDestroy {

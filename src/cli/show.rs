@@ -33,6 +33,17 @@ fn ago(t: &str) -> String {
     }
 }
 
+/// Buildpack paths as the daemon must see them: absolute.
+fn absolute(packs: &[String]) -> Vec<String> {
+    packs
+        .iter()
+        .map(|b| match std::path::Path::new(b).canonicalize() {
+            Ok(p) if b.contains('/') => p.display().to_string(),
+            _ => b.clone(),
+        })
+        .collect()
+}
+
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("JSON prints"));
 }
@@ -50,12 +61,43 @@ pub async fn run(client: &Client, cmd: Cmd, json_out: bool) -> Result<()> {
                 println!("{}", a["name"].as_str().unwrap_or(""));
             }
         }
-        Cmd::AppsCreate { name } => {
+        Cmd::AppsCreate { name, buildpack } => {
             let _: Value = client
                 .json(Method::POST, "/apps", json!({"name": name}))
                 .await?;
+            if !buildpack.is_empty() {
+                let set = json!({"buildpacks": absolute(&buildpack)});
+                if let Err(e) = client
+                    .json::<Value>(Method::PATCH, &format!("/apps/{name}"), set)
+                    .await
+                {
+                    let _: Value = client
+                        .json(Method::DELETE, &format!("/apps/{name}"), Value::Null)
+                        .await?;
+                    return Err(e.into());
+                }
+            }
             println!("Creating {name}... done");
             println!("http://{name}.localhost:5000/");
+        }
+        Cmd::BuildpacksSet { buildpacks, app } => {
+            let app = resolve(&app)?;
+            let abs = absolute(&buildpacks);
+            let _: Value = client
+                .json(
+                    Method::PATCH,
+                    &format!("/apps/{app}"),
+                    json!({"buildpacks": abs}),
+                )
+                .await?;
+            println!(
+                "Buildpacks of {app}: {}",
+                if abs.is_empty() {
+                    "detected".into()
+                } else {
+                    abs.join(", ")
+                }
+            );
         }
         Cmd::AppsDestroy { name, confirm } => {
             if confirm.as_deref() != Some(name.as_str()) {

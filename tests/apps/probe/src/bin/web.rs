@@ -59,6 +59,15 @@ async fn serve(mut stream: TcpStream) -> std::io::Result<()> {
             buf.extend_from_slice(&chunk[..n]);
         }
         buf.drain(..end + length);
+        match path.as_str() {
+            // Misbehaviours the router must survive.
+            "/close" => return Ok(()),
+            "/hang" => {
+                wstd::task::sleep(wstd::time::Duration::from_secs(3600)).await;
+                return Ok(());
+            }
+            _ => {}
+        }
         let (status, body) = route(&path);
         let response = format!(
             "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{}\r\n{body}",
