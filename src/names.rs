@@ -147,10 +147,11 @@ impl DynoName {
             rule: "use TYPE.NUMBER, like web.1",
         };
         let (ty, n) = s.rsplit_once('.').ok_or_else(err)?;
-        let number: u32 = n.parse().map_err(|_| err())?;
-        if number == 0 || n.starts_with('0') {
+        // Digits only, no sign or leading zero: one spelling per dyno.
+        if n.starts_with('0') || !n.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err());
         }
+        let number: u32 = n.parse().map_err(|_| err())?;
         Ok(DynoName {
             process: ProcessType::parse(ty).map_err(|_| err())?,
             number,
@@ -188,7 +189,19 @@ mod tests {
         let d = DynoName::parse("worker.12").unwrap();
         assert_eq!((d.process.as_str(), d.number), ("worker", 12));
         assert_eq!(d.to_string(), "worker.12");
-        for bad in ["web", "web.0", "web.01", ".1", "web.x"] {
+        assert_eq!(DynoName::parse("run.4711").unwrap().number, 4711);
+        for bad in [
+            "web",
+            "web.0",
+            "web.01",
+            ".1",
+            "web.x",
+            "web.+1",
+            "web.-1",
+            "web.",
+            "web.1.2",
+            "web.99999999999",
+        ] {
             assert!(DynoName::parse(bad).is_err(), "{bad}");
         }
     }

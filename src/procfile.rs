@@ -4,10 +4,17 @@
 //! skipped. The command's first word names a component in the slug
 //! (`bin/web` → `bin/web.wasm`); the rest are its arguments, with `$VAR` and
 //! `${VAR}` expanded from the dyno's env when it starts. Every error names
-//! the line and column and says what was expected.
+//! the line and column (1-based, in characters) and says what was expected.
+//!
+//! The Procfile comes from the app's source, so it is untrusted: a program
+//! word may only name a path inside the slug (`bin/web`, `./bin/web` or
+//! `/app/bin/web`); `..`, other absolute paths and the like are refused when
+//! parsing, so [`Command::component_path`] is always safe to join onto the
+//! slug's directory.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Component, Path};
 
 use crate::names::ProcessType;
 
@@ -42,7 +49,8 @@ pub enum ProcfileError {
     },
 }
 
-/// One process type's command.
+/// One process type's command. Only [`Procfile::parse`] and
+/// [`Command::parse`] make one, so its component path is known to be safe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
     /// The program word as written (`bin/web`).
@@ -50,6 +58,8 @@ pub struct Command {
     pub args: Vec<String>,
     /// The whole command as written, for logs and `ps`.
     pub line: String,
+    /// The slug path of the component: relative, no `..`, ends `.wasm`.
+    component: String,
 }
 
 /// A parsed Procfile, in file order.
@@ -67,8 +77,14 @@ struct Entry {
     column: usize,
 }
 
+/// 1-based character column of byte offset `at` in `text`.
+fn column_of(text: &str, at: usize) -> usize {
+    text[..at].chars().count() + 1
+}
+
 impl Procfile {
     pub fn parse(text: &str) -> Result<Procfile, ProcfileError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut entries: Vec<Entry> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
@@ -76,11 +92,15 @@ impl Procfile {
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
+            let syntax = |at: usize, what: String| ProcfileError::Syntax {
+                line,
+                column: column_of(raw, at),
+                what,
+            };
             let indent = raw.len() - trimmed.len();
-            let syntax = |column: usize, what: String| ProcfileError::Syntax { line, column, what };
             let Some(colon) = trimmed.find(':') else {
                 return Err(syntax(
-                    indent + 1,
+                    indent,
                     format!(
                         "expected `name: command`, found {:?} (no ':' after the process type)",
                         trimmed.trim_end()
@@ -90,56 +110,55 @@ impl Procfile {
             let name = trimmed[..colon].trim_end();
             let process = ProcessType::parse(name).map_err(|_| {
                 syntax(
-                    indent + 1,
+                    indent,
                     format!(
                         "{name:?} is not a valid process type name: use 1 to 63 letters, \
                          digits, '-' and '_'"
                     ),
                 )
             })?;
-            let rest = &trimmed[colon + 1..];
-            let command_text = rest.trim();
-            let column = indent + colon + 2 + (rest.len() - rest.trim_start().len());
-            if command_text.is_empty() {
-                return Err(syntax(
-                    indent + colon + 2,
-                    format!("{process}: expected a command after ':', found nothing"),
-                ));
-            }
             if let Some(first) = entries.iter().find(|e| e.process == process) {
                 return Err(syntax(
-                    indent + 1,
+                    indent,
                     format!(
-                        "process type {process} is defined twice (first on line {}); \
-                         keep one",
+                        "process type {process} is defined twice (first on line {}); keep one",
                         first.line
                     ),
                 ));
             }
-            let words = split_words(command_text)
-                .map_err(|(offset, what)| syntax(column + offset, format!("{process}: {what}")))?;
-            let (program, args) = words.split_first().expect("a non-empty command has a word");
-            entries.push(Entry {
-                process,
-                command: Command {
-                    program: program.clone(),
-                    args: args.to_vec(),
-                    line: command_text.to_owned(),
-                },
-                line,
-                column,
-            });
+            let after_colon = indent + colon + 1;
+            let entry = parse_entry(process, raw, after_colon, line)?;
+            entries.push(entry);
         }
         Ok(Procfile { entries })
     }
 
-    /// Builds a Procfile from a buildpack's `default_process_types`.
+    /// Builds a Procfile from process type → command line pairs: a
+    /// buildpack's `default_process_types`, or a release's process types as
+    /// the ledger keeps them. Line numbers in errors count the pairs.
     pub fn from_defaults(defaults: &BTreeMap<String, String>) -> Result<Procfile, ProcfileError> {
-        let text: String = defaults
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}\n"))
-            .collect();
-        Procfile::parse(&text)
+        let mut entries = Vec::with_capacity(defaults.len());
+        for (i, (name, command)) in defaults.iter().enumerate() {
+            let line = i + 1;
+            let process = ProcessType::parse(name).map_err(|_| ProcfileError::Syntax {
+                line,
+                column: 1,
+                what: format!(
+                    "{name:?} is not a valid process type name: use 1 to 63 letters, digits, \
+                     '-' and '_'"
+                ),
+            })?;
+            if command.contains(['\n', '\r']) {
+                return Err(ProcfileError::Syntax {
+                    line,
+                    column: 1,
+                    what: format!("{process}: a command is one line, found a line break"),
+                });
+            }
+            let raw = format!("{process}: {command}");
+            entries.push(parse_entry(process, &raw, name.len() + 1, line)?);
+        }
+        Ok(Procfile { entries })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -166,8 +185,8 @@ impl Procfile {
     }
 
     /// Checks every command's component at release time: `check` says
-    /// whether `bin/x.wasm` exists and is a dyno (`Err(why)` if not); `built`
-    /// lists what the slug holds, for the message.
+    /// whether `bin/x.wasm` exists (`None` if not) and is a dyno (`Err(why)`
+    /// if not); `built` lists what the slug holds, for the message.
     pub fn check_components(
         &self,
         built: &[String],
@@ -175,62 +194,100 @@ impl Procfile {
     ) -> Result<(), ProcfileError> {
         for e in &self.entries {
             let component = e.command.component_path();
-            match check(&component) {
-                Some(Ok(())) => {}
-                Some(Err(why)) => {
-                    return Err(ProcfileError::BadComponent {
-                        line: e.line,
-                        column: e.column,
-                        process: e.process.to_string(),
-                        component,
-                        why,
-                    });
-                }
-                None => {
-                    return Err(ProcfileError::UnknownComponent {
-                        line: e.line,
-                        column: e.column,
-                        process: e.process.to_string(),
-                        command: e.command.program.clone(),
-                        component,
-                        built: if built.is_empty() {
-                            "nothing".into()
-                        } else {
-                            built.join(", ")
-                        },
-                    });
-                }
-            }
+            let fail = match check(&component) {
+                Some(Ok(())) => continue,
+                Some(Err(why)) => ProcfileError::BadComponent {
+                    line: e.line,
+                    column: e.column,
+                    process: e.process.to_string(),
+                    component,
+                    why,
+                },
+                None => ProcfileError::UnknownComponent {
+                    line: e.line,
+                    column: e.column,
+                    process: e.process.to_string(),
+                    command: e.command.program.clone(),
+                    component,
+                    built: if built.is_empty() {
+                        "nothing".into()
+                    } else {
+                        built.join(", ")
+                    },
+                },
+            };
+            return Err(fail);
         }
         Ok(())
     }
 }
 
+/// Parses the command of one line: `raw[after_colon..]` is what follows
+/// the `:` (columns are reported against `raw`).
+fn parse_entry(
+    process: ProcessType,
+    raw: &str,
+    after_colon: usize,
+    line: usize,
+) -> Result<Entry, ProcfileError> {
+    let rest = &raw[after_colon..];
+    let start = after_colon + (rest.len() - rest.trim_start().len());
+    let command_text = rest.trim();
+    let syntax = |at: usize, what: String| ProcfileError::Syntax {
+        line,
+        column: column_of(raw, at),
+        what: format!("{process}: {what}"),
+    };
+    if command_text.is_empty() {
+        return Err(syntax(
+            after_colon,
+            "expected a command after ':', found nothing".into(),
+        ));
+    }
+    let command =
+        Command::from_text(command_text).map_err(|(at, what)| syntax(start + at, what))?;
+    Ok(Entry {
+        process,
+        command,
+        line,
+        column: column_of(raw, start),
+    })
+}
+
 impl Command {
     /// Parses a one-off command line (`wdyno run -- bin/task a b`).
     pub fn parse(text: &str) -> Result<Command, String> {
-        let words = split_words(text.trim()).map_err(|(_, what)| what)?;
+        Command::from_text(text.trim()).map_err(|(_, what)| what)
+    }
+
+    /// Errors carry the byte offset in `text` of the problem.
+    fn from_text(text: &str) -> Result<Command, (usize, String)> {
+        let words = split_words(text)?;
         let (program, args) = words
             .split_first()
-            .ok_or_else(|| "expected a command".to_owned())?;
+            .ok_or_else(|| (0, "expected a command".to_owned()))?;
+        let component = component_of(program).ok_or_else(|| {
+            (
+                0,
+                format!(
+                    "{program:?} does not name a component in the slug: use a path inside the \
+                     app, like bin/web"
+                ),
+            )
+        })?;
         Ok(Command {
             program: program.clone(),
             args: args.to_vec(),
-            line: text.trim().to_owned(),
+            line: text.to_owned(),
+            component,
         })
     }
 
-    /// The slug path of the component this command runs.
+    /// The slug path of the component this command runs (`bin/web` →
+    /// `bin/web.wasm`): relative, without `..`, safe to join onto the
+    /// slug's directory.
     pub fn component_path(&self) -> String {
-        let p = self
-            .program
-            .trim_start_matches("./")
-            .trim_start_matches("/app/");
-        if p.ends_with(".wasm") {
-            p.to_owned()
-        } else {
-            format!("{p}.wasm")
-        }
+        self.component.clone()
     }
 
     /// argv for the dyno: the program, then the args with `$VAR` and
@@ -246,6 +303,29 @@ impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.line)
     }
+}
+
+/// The slug path a program word names, or `None` if it points outside the
+/// slug. `./bin/web` and `/app/bin/web` (the dyno's view) mean `bin/web`.
+fn component_of(program: &str) -> Option<String> {
+    let inside = program.strip_prefix("/app/").unwrap_or(program);
+    let mut parts = Vec::new();
+    for c in Path::new(inside).components() {
+        match c {
+            Component::Normal(part) => parts.push(part.to_str()?),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    let path = parts.join("/");
+    if path.is_empty() {
+        return None;
+    }
+    Some(if path.ends_with(".wasm") {
+        path
+    } else {
+        format!("{path}.wasm")
+    })
 }
 
 /// Splits a command into words: whitespace separates, single and double
@@ -284,7 +364,8 @@ fn split_words(text: &str) -> Result<Vec<String>, (usize, String)> {
     Ok(words)
 }
 
-/// Expands `$VAR` and `${VAR}` in one argument.
+/// Expands `$VAR` and `${VAR}` in one argument; unknown variables expand
+/// to nothing, a `$` not followed by a name stays as it is.
 pub fn expand(arg: &str, env: &BTreeMap<String, String>) -> String {
     let mut out = String::with_capacity(arg.len());
     let mut rest = arg;
@@ -315,76 +396,5 @@ pub fn expand(arg: &str, env: &BTreeMap<String, String>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn err(text: &str) -> String {
-        Procfile::parse(text).unwrap_err().to_string()
-    }
-
-    #[test]
-    fn parses_types_commands_and_comments() {
-        let p = Procfile::parse(
-            "# processes\n\nweb: bin/web --port $PORT\n  worker:bin/worker 'a b' \"c\"\nrelease: bin/migrate\n",
-        )
-        .unwrap();
-        let web = p.get("web").unwrap();
-        assert_eq!(web.program, "bin/web");
-        assert_eq!(web.args, ["--port", "$PORT"]);
-        assert_eq!(web.line, "bin/web --port $PORT");
-        assert_eq!(web.component_path(), "bin/web.wasm");
-        assert_eq!(p.get("worker").unwrap().args, ["a b", "c"]);
-        let order: Vec<&str> = p.iter().map(|(t, _)| t.as_str()).collect();
-        assert_eq!(order, ["web", "worker", "release"]);
-    }
-
-    #[test]
-    fn errors_name_line_and_column() {
-        assert_eq!(
-            err("web: bin/web\nworker bin/worker\n"),
-            "Procfile line 2, column 1: expected `name: command`, found \"worker bin/worker\" \
-             (no ':' after the process type)"
-        );
-        assert_eq!(
-            err("web server: bin/web"),
-            "Procfile line 1, column 1: \"web server\" is not a valid process type name: use 1 \
-             to 63 letters, digits, '-' and '_'"
-        );
-        assert_eq!(
-            err("web: bin/a\n# c\nweb: bin/b"),
-            "Procfile line 3, column 1: process type web is defined twice (first on line 1); keep one"
-        );
-        assert_eq!(
-            err("web:   "),
-            "Procfile line 1, column 5: web: expected a command after ':', found nothing"
-        );
-        assert_eq!(
-            err("web: bin/web 'open"),
-            "Procfile line 1, column 14: web: the quote ' opened here is never closed"
-        );
-    }
-
-    #[test]
-    fn unknown_component_names_what_was_built() {
-        let p = Procfile::parse("web: bin/web\nworker: bin/server").unwrap();
-        let built = vec!["bin/web.wasm".to_owned(), "bin/app.wasm".to_owned()];
-        let e = p
-            .check_components(&built, |c| (c == "bin/web.wasm").then_some(Ok(())))
-            .unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "Procfile line 2, column 9: worker: bin/server — no component bin/server.wasm in \
-             the slug (built: bin/web.wasm, bin/app.wasm)"
-        );
-    }
-
-    #[test]
-    fn expands_env_in_args() {
-        let env = BTreeMap::from([
-            ("PORT".to_owned(), "5001".to_owned()),
-            ("NAME".to_owned(), "x".to_owned()),
-        ]);
-        let c = Command::parse("bin/web $PORT ${NAME}-y $MISSING $ a$").unwrap();
-        assert_eq!(c.argv(&env), ["bin/web", "5001", "x-y", "", "$", "a$"]);
-    }
-}
+#[path = "procfile_tests.rs"]
+mod tests;

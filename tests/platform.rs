@@ -1,0 +1,367 @@
+//! The running platform: formation, router, restarts, daemon restarts, the
+//! control API's token, logs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::daemon::Daemon;
+use common::{Client, built_app, repo};
+use serde_json::Value;
+
+fn prebuilt(procfile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    let probe = built_app("probe");
+    std::fs::copy(probe.join("bin/web.wasm"), dir.path().join("bin/web.wasm")).unwrap();
+    std::fs::copy(
+        probe.join("bin/probe.wasm"),
+        dir.path().join("bin/worker.wasm"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("Procfile"), procfile).unwrap();
+    dir
+}
+
+fn deploy(d: &Daemon, app: &str, dir: &Path) {
+    d.cli(&["apps:create", app]).ok();
+    d.cli(&["deploy", dir.to_str().unwrap(), "-a", app]).ok();
+}
+
+fn ps(d: &Daemon, app: &str) -> Vec<Value> {
+    let out = d.cli(&["ps", "-a", app, "--json"]).ok();
+    serde_json::from_str::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Polls a state through the CLI until `pred` holds, failing at a deadline.
+async fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn all_up(d: &Daemon, app: &str, n: usize) -> Option<()> {
+    let list = ps(d, app);
+    (list.len() == n && list.iter().all(|x| x["state"] == "up")).then_some(())
+}
+
+fn log_lines(d: &Daemon, app: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["logs", "-a", app, "-n", "1500"];
+    args.extend_from_slice(extra);
+    d.cli(&args)
+        .ok()
+        .stdout
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn api_url(d: &Daemon) -> String {
+    std::fs::read_to_string(d.home().join("api"))
+        .unwrap()
+        .trim()
+        .trim_start_matches("http://")
+        .to_owned()
+}
+
+/// One raw HTTP/1.1 request; returns the whole answer.
+fn raw(addr: &str, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_needs_its_token_and_dynos_cannot_reach_it() {
+    let d = Daemon::start(&[]);
+    let api = api_url(&d);
+    let none = raw(
+        &api,
+        "GET /apps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(none.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{none}");
+    assert!(none.contains("\"id\": \"unauthorized\""), "{none}");
+    let wrong = raw(
+        &api,
+        "GET /apps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer 0000\r\nConnection: close\r\n\r\n",
+    );
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let token = std::fs::read_to_string(d.home().join("api-token")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.home().join("api-token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let ok = raw(
+        &api,
+        &format!(
+            "GET /apps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            token.trim()
+        ),
+    );
+    assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
+
+    // A dyno trying the API and router ports over real sockets.
+    let app = prebuilt("web: bin/web\nworker: bin/worker\n");
+    deploy(&d, "nosy", app.path());
+    let api_port = api.rsplit(':').next().unwrap();
+    let router = d.router.to_string();
+    let out = d
+        .cli(&[
+            "run",
+            "--detach",
+            "-a",
+            "nosy",
+            "--",
+            "bin/worker",
+            "connect",
+            &format!("127.0.0.1:{api_port}"),
+            ",",
+            "connect",
+            &format!("127.0.0.1:{router}"),
+            ",",
+            "connect",
+            &format!("localhost:{api_port}"),
+        ])
+        .ok();
+    let name = out
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let lines = until("the one-off's output", 30, || {
+        let l = log_lines(&d, "nosy", &["--ps", &name, "--source", "app"]);
+        (l.len() >= 3).then_some(l)
+    })
+    .await;
+    for l in &lines {
+        assert!(
+            l.ends_with(&format!("app[{name}]: error: PermissionDenied")),
+            "{lines:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_to_ten_spreads_requests_uniformly() {
+    let d = Daemon::start(&["--router-seed", "7"]);
+    deploy(&d, "probe", &repo().join("tests/apps/probe"));
+    let out = d.cli(&["ps:scale", "web=10", "-a", "probe"]).ok();
+    assert_eq!(out.stdout, "Scaling dynos... done, now running web=10\n");
+    until("10 web dynos up", 60, || all_up(&d, "probe", 10)).await;
+    let text = d.cli(&["ps", "-a", "probe"]).ok().stdout;
+    assert!(
+        text.starts_with("=== web (10): bin/web\nweb.1: up "),
+        "{text}"
+    );
+    assert_eq!(text.matches(": up ").count(), 10, "{text}");
+
+    let mut counts: BTreeMap<String, u32> = BTreeMap::new();
+    let mut client = Client::connect(d.router).await;
+    for _ in 0..2000 {
+        let (status, body) = client.get_host("probe.localhost", "/").await;
+        assert_eq!(status, 200);
+        *counts.entry(body).or_default() += 1;
+    }
+    assert_eq!(counts.len(), 10, "every dyno got requests: {counts:?}");
+    let expected = 200.0;
+    let chi2: f64 = counts
+        .values()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum();
+    // 9 degrees of freedom, p = 0.001.
+    assert!(
+        chi2 < 27.877,
+        "chi-square {chi2:.2} says the pick is not uniform: {counts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_errors_have_their_codes() {
+    let d = Daemon::start(&["--request-timeout", "1"]);
+    deploy(&d, "probe", &repo().join("tests/apps/probe"));
+    until("web up", 30, || all_up(&d, "probe", 1)).await;
+    let mut c = Client::connect(d.router).await;
+    // The dyno closes the connection without answering: H13.
+    assert_eq!(c.get_host("probe.localhost", "/close").await.0, 503);
+    // The dyno never answers: H12 after the (shortened) timeout.
+    let t = Instant::now();
+    assert_eq!(c.get_host("probe.localhost", "/hang").await.0, 503);
+    assert!(t.elapsed() >= Duration::from_secs(1));
+    d.cli(&["ps:scale", "web=0", "-a", "probe"]).ok();
+    until("no web dynos", 30, || {
+        ps(&d, "probe").is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(c.get_host("probe.localhost", "/").await.0, 503);
+    // Web dynos that crash at boot: H10.
+    let crashing = prebuilt("web: bin/worker exit 1\n");
+    deploy(&d, "crashy", crashing.path());
+    until("crashed", 30, || {
+        ps(&d, "crashy")
+            .first()
+            .filter(|x| x["state"] == "crashed")
+            .map(|_| ())
+    })
+    .await;
+    assert_eq!(c.get_host("crashy.localhost", "/").await.0, 503);
+
+    let router: Vec<String> = log_lines(&d, "probe", &["--ps", "router"]);
+    let codes: Vec<&str> = router
+        .iter()
+        .filter_map(|l| l.split("code=").nth(1))
+        .map(|s| &s[..3])
+        .collect();
+    assert_eq!(codes, ["H13", "H12", "H14"], "{router:?}");
+    assert!(
+        router[2].contains(
+            "desc=\"No web processes running\" method=GET path=\"/\" host=probe.localhost"
+        ),
+        "{}",
+        router[2]
+    );
+    let crashy = log_lines(&d, "crashy", &["--ps", "router"]);
+    assert!(
+        crashy
+            .last()
+            .unwrap()
+            .contains("code=H10 desc=\"App crashed\""),
+        "{crashy:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_dyno_restarts_then_backs_off() {
+    let d = Daemon::start(&[]);
+    let app = prebuilt("web: bin/web\nworker: bin/worker exit 1\n");
+    deploy(&d, "flaky", app.path());
+    d.cli(&["ps:scale", "worker=1", "-a", "flaky"]).ok();
+    let lines = until("four crashes", 30, || {
+        let l = log_lines(&d, "flaky", &["--ps", "worker.1", "--source", "wdyno"]);
+        (l.iter()
+            .filter(|x| x.ends_with("Process exited with status 1"))
+            .count()
+            >= 4)
+            .then_some(l)
+    })
+    .await;
+    let texts: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split("]: ").nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        &texts[..5],
+        [
+            "Starting process with command `bin/worker exit 1`",
+            "State changed from starting to up",
+            "Process exited with status 1",
+            "State changed from up to crashed",
+            "Starting process with command `bin/worker exit 1`",
+        ]
+    );
+    let at = |l: &str| chrono::DateTime::parse_from_rfc3339(l.split(' ').next().unwrap()).unwrap();
+    let starts: Vec<_> = lines
+        .iter()
+        .filter(|l| l.contains("Starting process"))
+        .map(|l| at(l))
+        .collect();
+    let crashes: Vec<_> = lines
+        .iter()
+        .filter(|l| l.ends_with("status 1"))
+        .map(|l| at(l))
+        .collect();
+    let gap = |i: usize| (starts[i + 1] - crashes[i]).num_milliseconds();
+    // At once the first time, then 200 ms, 400 ms (the test's base).
+    assert!(gap(0) < 200, "first restart at once: {} ms", gap(0));
+    assert!(gap(1) >= 200, "second after the base: {} ms", gap(1));
+    assert!(gap(2) >= 400, "third after twice the base: {} ms", gap(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_restart_brings_back_the_same_formation_and_release() {
+    let mut d = Daemon::start(&[]);
+    deploy(&d, "probe", &repo().join("tests/apps/probe"));
+    d.cli(&["config:set", "GREETING=back", "-a", "probe"]).ok();
+    d.cli(&["ps:scale", "web=2", "-a", "probe"]).ok();
+    until("2 up", 30, || all_up(&d, "probe", 2)).await;
+    d.restart();
+    until("2 up again", 30, || all_up(&d, "probe", 2)).await;
+    let list = ps(&d, "probe");
+    assert!(list.iter().all(|x| x["release"] == 2), "{list:?}");
+    assert_eq!(d.get("probe", "/greeting").await, (200, "back".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_under_steady_traffic_fails_no_request() {
+    let d = Daemon::start(&[]);
+    let a = prebuilt("web: bin/web\n");
+    std::fs::write(a.path().join("VERSION"), "A").unwrap();
+    deploy(&d, "steady", a.path());
+    d.cli(&["ps:scale", "web=2", "-a", "steady"]).ok();
+    until("2 up", 30, || all_up(&d, "steady", 2)).await;
+    let router = d.router;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut c = Client::connect(router).await;
+            let mut seen = BTreeMap::<(u16, String), u32>::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                *seen
+                    .entry(c.get_host("steady.localhost", "/version").await)
+                    .or_default() += 1;
+            }
+            seen
+        })
+    };
+    let b = prebuilt("web: bin/web\n");
+    std::fs::write(b.path().join("VERSION"), "B").unwrap();
+    d.cli(&["deploy", b.path().to_str().unwrap(), "-a", "steady"])
+        .ok();
+    until("old dynos gone", 30, || {
+        let list = ps(&d, "steady");
+        list.iter()
+            .all(|x| x["release"] == 2 && x["state"] == "up")
+            .then_some(())
+    })
+    .await;
+    // Some traffic after the switch, too.
+    let mut c = Client::connect(router).await;
+    for _ in 0..50 {
+        assert_eq!(
+            c.get_host("steady.localhost", "/version").await,
+            (200, "B".to_owned())
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = traffic.await.unwrap();
+    let failed: u32 = seen
+        .iter()
+        .filter(|((s, _), _)| *s != 200)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(failed, 0, "requests failed during the deploy: {seen:?}");
+    assert!(
+        seen.keys().any(|(_, v)| v == "A") && seen.keys().any(|(_, v)| v == "B"),
+        "{seen:?}"
+    );
+}
