@@ -193,7 +193,7 @@ impl Builder {
             let _ = say.send(format!("-----> Running release command `{}`", cmd.line));
             let dyno = self
                 .manager
-                .run_one_off(app, &release, "release", &cmd.line)
+                .run_one_off(app, &release, "release", &cmd.line, None)
                 .await?;
             let exit = dyno.wait().await;
             let ok = exit.status == 0 && exit.cause == Cause::Exited;

@@ -119,6 +119,8 @@ struct AppState {
     dynos: BTreeMap<DynoName, Slot>,
     /// Dynos being replaced or scaled away, until they are down.
     leaving: Vec<Arc<Dyno>>,
+    /// One-off dynos (`run.N`, `release.N`), their command and release.
+    one_offs: Vec<(Arc<Dyno>, String, u64)>,
 }
 
 pub struct Manager {
@@ -373,6 +375,7 @@ impl Manager {
             one_off,
             boot_timeout: self.cfg.boot_timeout,
             grace: self.cfg.grace,
+            stdin: None,
         })
     }
 
@@ -556,6 +559,21 @@ impl Manager {
                 updated_at: slot.since,
                 port: slot.port,
             })
+            .chain(
+                state
+                    .one_offs
+                    .iter()
+                    .filter(|(d, _, _)| !d.state().is_final())
+                    .map(|(d, command, release)| DynoInfo {
+                        name: d.name().to_owned(),
+                        process_type: d.name().split('.').next().unwrap_or("run").to_owned(),
+                        state: d.state().to_string(),
+                        command: command.clone(),
+                        release: *release,
+                        updated_at: Utc::now() - (Instant::now() - d.started()),
+                        port: None,
+                    }),
+            )
             .collect()
     }
 
@@ -631,13 +649,21 @@ impl Manager {
         release: &Release,
         kind: &str,
         command_line: &str,
+        stdin: Option<crate::dyno::output::AttachedStdin>,
     ) -> Result<Arc<Dyno>, ManagerError> {
         let files = self.release_files(app, release).await?;
         let command = Command::parse(command_line).map_err(ManagerError::Command)?;
         let n = self.next_run.fetch_add(1, Ordering::Relaxed);
         let name = format!("{kind}.{n}");
-        let launch = self.launch(app, &files, &name, &command, None, true)?;
+        let mut launch = self.launch(app, &files, &name, &command, None, true)?;
+        launch.stdin = stdin;
         let dyno = Arc::new(Dyno::start(self.runtime.clone(), self.bus.clone(), launch));
+        let mut apps = self.lock();
+        let state = apps.entry(app.to_string()).or_default();
+        state.one_offs.retain(|(d, _, _)| !d.state().is_final());
+        state
+            .one_offs
+            .push((dyno.clone(), command.line.clone(), release.version));
         Ok(dyno)
     }
 
@@ -653,6 +679,7 @@ impl Manager {
                 .into_values()
                 .map(|s| s.dyno)
                 .chain(state.leaving)
+                .chain(state.one_offs.into_iter().map(|o| o.0))
                 .collect()
         };
         for d in &dynos {
@@ -670,7 +697,13 @@ impl Manager {
         let dynos: Vec<Arc<Dyno>> = {
             let mut apps = self.lock();
             apps.drain()
-                .flat_map(|(_, s)| s.dynos.into_values().map(|s| s.dyno).chain(s.leaving))
+                .flat_map(|(_, s)| {
+                    s.dynos
+                        .into_values()
+                        .map(|s| s.dyno)
+                        .chain(s.leaving)
+                        .chain(s.one_offs.into_iter().map(|o| o.0))
+                })
                 .collect()
         };
         for d in &dynos {

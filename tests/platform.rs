@@ -365,3 +365,112 @@ async fn a_deploy_under_steady_traffic_fails_no_request() {
         "{seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_echoes_stdin_and_returns_the_tasks_exit_code() {
+    let d = Daemon::start(&[]);
+    let app = prebuilt("web: bin/web\n");
+    deploy(&d, "tasks", app.path());
+    let mut child = std::process::Command::new(common::daemon::WDYNO)
+        .args([
+            "run",
+            "-a",
+            "tasks",
+            "--",
+            "bin/worker",
+            "cat",
+            ",",
+            "exit",
+            "7",
+        ])
+        .env("WDYNO_HOME", d.home())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\nworld\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("Running bin/worker cat , exit 7 on tasks... up, run."),
+        "{stdout}"
+    );
+    assert_eq!(&lines[1..], ["hello", "world", "exiting 7", "err line"]);
+    assert_eq!(out.status.code(), Some(7));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_one_dyno_and_a_stuck_reader_does_not_slow_the_router() {
+    let d = Daemon::start(&[]);
+    deploy(&d, "probe", &repo().join("tests/apps/probe"));
+    d.cli(&["ps:scale", "web=2", "-a", "probe"]).ok();
+    until("2 up", 30, || all_up(&d, "probe", 2)).await;
+
+    // A reader of a log stream that never reads a byte.
+    let api = api_url(&d);
+    let token = std::fs::read_to_string(d.home().join("api-token")).unwrap();
+    let mut stuck = std::net::TcpStream::connect(&api).unwrap();
+    write!(
+        stuck,
+        "GET /apps/probe/log-stream?tail=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        token.trim()
+    )
+    .unwrap();
+
+    let mut tail = std::process::Command::new(common::daemon::WDYNO)
+        .args(["logs", "--tail", "--ps", "web.2", "-n", "0", "-a", "probe"])
+        .env("WDYNO_HOME", d.home())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+
+    let started = Instant::now();
+    let mut c = Client::connect(d.router).await;
+    for _ in 0..3000 {
+        assert_eq!(c.get_host("probe.localhost", "/").await.0, 200);
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(60),
+        "3000 requests took {took:?} with a stuck log reader"
+    );
+
+    d.cli(&["ps:restart", "web", "-a", "probe"]).ok();
+    let mut seen = Vec::new();
+    loop {
+        let l = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("web.2's restart lines");
+        let done = l.ends_with("wdyno[web.2]: State changed from starting to up");
+        seen.push(l);
+        if done {
+            break;
+        }
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert!(
+        seen.iter().all(|l| l.contains("[web.2]: ")),
+        "only web.2's lines: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("Starting process with command `bin/web`")),
+        "{seen:?}"
+    );
+    drop(stuck);
+}

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
@@ -23,6 +23,27 @@ pub enum ClientError {
     },
     #[error("talking to the daemon: {0}")]
     Http(String),
+}
+
+/// A request body: bytes, or a stream (an attached dyno's stdin).
+pub struct ReqBody(BoxBody<Bytes, std::io::Error>);
+
+impl From<Bytes> for ReqBody {
+    fn from(b: Bytes) -> Self {
+        ReqBody(Full::new(b).map_err(|never| match never {}).boxed())
+    }
+}
+
+impl ReqBody {
+    /// A body fed by a channel of chunks; it ends when the sender drops.
+    pub fn channel(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Self {
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|b| (Ok(hyper::body::Frame::data(b)), rx))
+        });
+        ReqBody(BodyExt::boxed(http_body_util::StreamBody::new(stream)))
+    }
 }
 
 /// A client for one daemon.
@@ -63,7 +84,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Bytes,
+        body: impl Into<ReqBody>,
         extra: &[(&str, String)],
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let tcp = tokio::net::TcpStream::connect(&self.addr)
@@ -82,7 +103,7 @@ impl Client {
             req = req.header(*k, v.as_str());
         }
         let req = req
-            .body(Full::new(body))
+            .body(body.into().0)
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let resp = send
             .send_request(req)
@@ -141,7 +162,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Bytes,
+        body: impl Into<ReqBody>,
         extra: &[(&str, String)],
         line: &mut dyn FnMut(&str),
     ) -> Result<(), ClientError> {

@@ -8,3 +8,5 @@ pub use client::Client;
 
 /// Prefix of the last line of a streamed build: `ok vN` or `error MESSAGE`.
 pub const RESULT_PREFIX: &str = "wdyno-result: ";
+/// Prefix of the last line of an attached one-off dyno: its exit status.
+pub const EXIT_PREFIX: &str = "wdyno-exit: ";

@@ -358,12 +358,16 @@ async fn handle(p: Arc<Platform>, req: Request<Incoming>) -> Reply {
             let release = p.ledger.current(&app)?;
             let dyno = p
                 .manager
-                .run_one_off(&app, &release, "run", command)
+                .run_one_off(&app, &release, "run", command, None)
                 .await?;
             Ok(json_reply(
                 StatusCode::CREATED,
                 &json!({"name": dyno.name()}),
             ))
+        }
+        (&Method::POST, ["apps", app, "dynos", "attach"]) => {
+            let app = app_name(app)?;
+            attach(p, app, req).await
         }
         (&Method::GET, ["apps", app, "log-stream"]) => {
             let app = app_name(app)?;
@@ -545,6 +549,69 @@ fn log_stream(p: &Platform, app: AppName, query: &str) -> Response<Body> {
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+/// `wdyno run`: a one-off dyno whose stdin is the request body and whose
+/// stdout/stderr lines are the response, ended by `wdyno-exit: STATUS`.
+async fn attach(p: Arc<Platform>, app: AppName, req: Request<Incoming>) -> Reply {
+    let command = req
+        .headers()
+        .get("x-wdyno-command")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|hex_text| hex::decode(hex_text).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| ApiError::bad("expected the command, hex-encoded, in x-wdyno-command"))?;
+    let release = p.ledger.current(&app)?;
+    // Subscribed before the dyno starts, so no line is missed.
+    let mut sub = p.bus.subscribe();
+    let (mut to_guest, from_client) = tokio::io::duplex(64 * 1024);
+    let stdin = crate::dyno::output::AttachedStdin::new(from_client);
+    let dyno = p
+        .manager
+        .run_one_off(&app, &release, "run", &command, Some(stdin))
+        .await?;
+    let mut body = req.into_body();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref()
+                && to_guest.write_all(data).await.is_err()
+            {
+                break;
+            }
+        }
+        // End of the client's stdin: the guest reads EOF.
+        let _ = to_guest.shutdown().await;
+    });
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let name = dyno.name().to_owned();
+    let _ = tx.send(format!("Running {command} on {app}... up, {name}"));
+    tokio::spawn(async move {
+        let app = app.to_string();
+        while let Some(ev) = sub.next().await {
+            let Event::Line(l) = ev else { continue };
+            if l.app != app || l.process != name {
+                continue;
+            }
+            match l.source {
+                Source::App => {
+                    if tx.send(l.text.clone()).is_err() {
+                        break;
+                    }
+                }
+                // The final state line comes after every output line.
+                Source::Wdyno
+                    if l.text.ends_with(" to down") || l.text.ends_with(" to crashed") =>
+                {
+                    break;
+                }
+                Source::Wdyno => {}
+            }
+        }
+        let exit = dyno.wait().await;
+        let _ = tx.send(format!("{}{}", super::EXIT_PREFIX, exit.status));
+    });
+    Ok(stream_reply(rx))
 }
 
 /// Lines a `logs --tail` reader may fall behind before it loses some.

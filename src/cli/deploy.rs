@@ -22,7 +22,7 @@ async fn build(
         .stream(
             http::Method::POST,
             &format!("/apps/{app}/builds"),
-            tar.into(),
+            hyper::body::Bytes::from(tar),
             &[("x-wdyno-source", source.to_owned())],
             &mut |line| match line.strip_prefix(RESULT_PREFIX) {
                 Some(result) => outcome = Some(result.to_owned()),

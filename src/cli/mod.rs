@@ -184,9 +184,57 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Cmd::GitRemote(app) => app::git_remote(&home, &app::resolve(&app)?)
             .await
             .map(|()| 0),
+        Cmd::Run {
+            detach: false,
+            app,
+            command,
+        } => {
+            let client = wdyno::api::Client::from_home(&home).context("finding the daemon")?;
+            run_attached(&client, &app::resolve(&app)?, &command.join(" ")).await
+        }
         other => {
             let client = wdyno::api::Client::from_home(&home).context("finding the daemon")?;
             show::run(&client, other, json).await.map(|()| 0)
         }
+    }
+}
+
+/// `wdyno run`: the one-off dyno's output here, this terminal's stdin to
+/// it, and its exit status as ours.
+async fn run_attached(
+    client: &wdyno::api::Client,
+    app: &wdyno::names::AppName,
+    command: &str,
+) -> Result<i32> {
+    use std::io::Read;
+    let (tx, rx) = tokio::sync::mpsc::channel::<hyper::body::Bytes>(16);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(n @ 1..) = stdin.read(&mut buf) {
+            if tx
+                .blocking_send(hyper::body::Bytes::copy_from_slice(&buf[..n]))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut status: Option<i32> = None;
+    client
+        .stream(
+            http::Method::POST,
+            &format!("/apps/{app}/dynos/attach"),
+            wdyno::api::client::ReqBody::channel(rx),
+            &[("x-wdyno-command", hex::encode(command))],
+            &mut |line| match line.strip_prefix(wdyno::api::EXIT_PREFIX) {
+                Some(code) => status = code.trim().parse().ok(),
+                None => println!("{line}"),
+            },
+        )
+        .await?;
+    match status {
+        Some(code) => Ok(code),
+        None => bail!("the daemon ended the session without the dyno's exit status"),
     }
 }

@@ -320,11 +320,7 @@ pub async fn run(client: &Client, cmd: Cmd, json_out: bool) -> Result<()> {
             command,
         } => {
             let app = resolve(&app)?;
-            if !detach {
-                bail!(
-                    "attached one-off dynos are not available yet: use `wdyno run --detach -a {app} -- …` and `wdyno logs`"
-                );
-            }
+            debug_assert!(detach, "attached runs are handled in cli::run");
             let v: Value = client
                 .json(
                     Method::POST,
@@ -367,7 +363,7 @@ pub async fn run(client: &Client, cmd: Cmd, json_out: bool) -> Result<()> {
                 .stream(
                     Method::GET,
                     &format!("/apps/{app}/log-stream?{q}"),
-                    Default::default(),
+                    hyper::body::Bytes::new(),
                     &[],
                     &mut |l| println!("{l}"),
                 )

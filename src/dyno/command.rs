@@ -35,6 +35,7 @@ pub(crate) async fn run(
         &output,
         signals.clone(),
         started,
+        launch.stdin.as_ref(),
     ) {
         Ok(store) => store,
         Err(e) => {

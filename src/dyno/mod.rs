@@ -150,6 +150,8 @@ pub struct Launch {
     pub one_off: bool,
     pub boot_timeout: Duration,
     pub grace: Duration,
+    /// Stdin of an attached one-off dyno; others read an empty stdin.
+    pub stdin: Option<output::AttachedStdin>,
 }
 
 /// A running (or finished) dyno. Dropping it does not stop it; call

@@ -209,6 +209,32 @@ impl tokio::io::AsyncWrite for AsyncLines {
     }
 }
 
+/// A one-off dyno's stdin: bytes from whoever attached to it.
+#[derive(Clone)]
+pub struct AttachedStdin(Arc<wasmtime_wasi::cli::AsyncStdinStream>);
+
+impl AttachedStdin {
+    pub fn new(reader: impl tokio::io::AsyncRead + Send + Sync + 'static) -> Self {
+        AttachedStdin(Arc::new(wasmtime_wasi::cli::AsyncStdinStream::new(reader)))
+    }
+}
+
+impl IsTerminal for AttachedStdin {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdinStream for AttachedStdin {
+    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::InputStream> {
+        self.0.p2_stream()
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncRead + Send + Sync> {
+        self.0.async_stream()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

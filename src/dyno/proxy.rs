@@ -156,6 +156,7 @@ impl Server {
                 &self.output,
                 self.signals.clone(),
                 Instant::now(),
+                None,
             )
             .map_err(|e| e.to_string())?;
         let (tx, rx) = tokio::sync::oneshot::channel();

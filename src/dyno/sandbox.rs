@@ -206,8 +206,12 @@ impl Sandbox {
         output: &DynoOutput,
         signals: SharedSignals,
         started: Instant,
+        stdin: Option<&super::output::AttachedStdin>,
     ) -> Result<Store<DynoData>, DynoError> {
         let mut b = WasiCtxBuilder::new();
+        if let Some(stdin) = stdin {
+            b.stdin(stdin.clone());
+        }
         let env: Vec<(String, String)> = self.env().into_iter().collect();
         b.envs(&env);
         b.args(args);

@@ -227,6 +227,7 @@ impl Host {
             one_off: false,
             boot_timeout: self.boot_timeout,
             grace: self.grace,
+            stdin: None,
         };
         let dyno = Dyno::start(runtime(), self.bus.clone(), launch);
         if let Some(l) = lease {

@@ -105,6 +105,14 @@ fn run(cmd: &str, args: &[&str]) {
                 std::hint::black_box(&hoard);
             }
         }
+        ("cat", []) => {
+            // Echoes stdin, line by line, until EOF.
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                print!("{line}");
+                line.clear();
+            }
+        }
         ("sleep", [ms]) => {
             std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
             println!("slept");
