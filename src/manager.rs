@@ -111,6 +111,7 @@ struct Slot {
     since: DateTime<Utc>,
     crashes: u32,
     port: Option<u16>,
+    inflight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Default)]
@@ -267,8 +268,8 @@ impl Manager {
                 .collect();
             for name in excess.into_iter().rev() {
                 if let Some(slot) = state.dynos.remove(&name) {
-                    slot.dyno.stop();
-                    state.leaving.push(slot.dyno);
+                    state.leaving.push(slot.dyno.clone());
+                    self.retire(app, slot);
                 }
             }
             for (ty, count) in &formation {
@@ -301,10 +302,10 @@ impl Manager {
             if let Some(old) = old {
                 // The old dyno serves until its replacement is up.
                 state.leaving.push(old.dyno.clone());
-                let old = old.dyno;
+                let (me, app) = (self.clone(), app.clone());
                 self.tasks.spawn(async move {
                     new.wait_up().await;
-                    old.stop();
+                    me.retire(&app, old);
                 });
             }
         }
@@ -411,7 +412,14 @@ impl Manager {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let port = lease.as_ref().map(|l| l.port());
         let dyno = Arc::new(Dyno::start(self.runtime.clone(), self.bus.clone(), launch));
-        self.watch(app.clone(), name.clone(), id, dyno.clone(), port, lease);
+        let inflight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let backend = port.map(|port| Backend {
+            id,
+            dyno: name.to_string(),
+            port,
+            inflight: inflight.clone(),
+        });
+        self.watch(app.clone(), name.clone(), id, dyno.clone(), backend, lease);
         Ok(Slot {
             dyno,
             id,
@@ -420,7 +428,25 @@ impl Manager {
             since: Utc::now(),
             crashes,
             port,
+            inflight,
         })
+    }
+
+    /// Takes a dyno out of service: out of the router's table at once, then
+    /// stopped as soon as the requests already sent to it are answered (or
+    /// the grace period runs out), so no request is cut off.
+    fn retire(&self, app: &AppName, slot: Slot) {
+        self.routes.remove(app.as_str(), slot.id);
+        let grace = self.cfg.grace;
+        self.tasks.spawn(async move {
+            let deadline = tokio::time::Instant::now() + grace;
+            let mut tick = tokio::time::interval(Duration::from_millis(2));
+            while slot.inflight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline
+            {
+                tick.tick().await;
+            }
+            slot.dyno.stop();
+        });
     }
 
     /// Follows one dyno: routes it while up, and restarts it if it crashes.
@@ -430,7 +456,7 @@ impl Manager {
         name: DynoName,
         id: u64,
         dyno: Arc<Dyno>,
-        port: Option<u16>,
+        backend: Option<Backend>,
         lease: Option<PortLease>,
     ) {
         let me = self.clone();
@@ -440,17 +466,10 @@ impl Manager {
             let mut up_since: Option<Instant> = None;
             loop {
                 let s = *state.borrow_and_update();
-                match (s, port) {
-                    (State::Up, Some(port)) => {
+                match (s, &backend) {
+                    (State::Up, Some(backend)) => {
                         up_since.get_or_insert_with(Instant::now);
-                        me.routes.add(
-                            app.as_str(),
-                            Backend {
-                                id,
-                                dyno: name.to_string(),
-                                port,
-                            },
-                        );
+                        me.routes.add(app.as_str(), backend.clone());
                     }
                     (State::Up, None) => {
                         up_since.get_or_insert_with(Instant::now);
@@ -630,8 +649,8 @@ impl Manager {
         let slot = state.and_then(|s| s.dynos.remove(&name).map(|slot| (s, slot)));
         match slot {
             Some((state, slot)) => {
-                slot.dyno.stop();
-                state.leaving.push(slot.dyno);
+                state.leaving.push(slot.dyno.clone());
+                self.retire(app, slot);
                 Ok(())
             }
             None => Err(ManagerError::NoSuchDyno {

@@ -136,6 +136,19 @@ impl Platform {
         }))
     }
 
+    /// Reserves the platform's ports and writes `api` and `router` for the
+    /// CLI. Idempotent; `run` does it too.
+    pub fn advertise(
+        &self,
+        api: std::net::SocketAddr,
+        router: std::net::SocketAddr,
+    ) -> Result<(), PlatformError> {
+        self.ports.reserve(api.port());
+        self.ports.reserve(router.port());
+        write_private(&self.home.join("api"), &format!("http://{api}\n"))?;
+        write_private(&self.home.join("router"), &format!("http://{router}\n"))
+    }
+
     /// Runs the API and the router on the given listeners, restores every
     /// app's formation, and on `shutdown` stops every dyno through the stop
     /// sequence before returning.
@@ -149,13 +162,7 @@ impl Platform {
         let router_addr = router
             .local_addr()
             .map_err(io("reading the router address"))?;
-        self.ports.reserve(api_addr.port());
-        self.ports.reserve(router_addr.port());
-        write_private(&self.home.join("api"), &format!("http://{api_addr}\n"))?;
-        write_private(
-            &self.home.join("router"),
-            &format!("http://{router_addr}\n"),
-        )?;
+        self.advertise(api_addr, router_addr)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;

@@ -7,17 +7,38 @@
 //! at any instant leaves the last committed release intact and usable.
 //! `current` always names the newest release that *succeeded*: a release
 //! whose release phase fails is recorded, but never becomes current.
+//!
+//! Trees (values are JSON):
+//! - `apps`: app name → [`App`]
+//! - `heads`: app name → its last version, current version and last build
+//!   number: the one record every change of an app's history touches
+//! - `releases`: `app\0` + version (u64 big-endian) → [`Release`]
+//! - `formation`: app name → process type → dyno count
+//! - `builds`: `app\0` + build number (u64 big-endian) → [`Build`]
+//!
+//! The operations live in submodules, each an `impl Ledger` block:
+//! `history` (releases, config vars, rollback), `formation`, `builds`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt;
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use crate::names::{AppName, ConfigKey, ProcessType};
+use crate::names::AppName;
 use crate::slug::SlugId;
+
+#[path = "release/builds.rs"]
+mod builds;
+#[path = "release/formation.rs"]
+mod formation;
+#[path = "release/history.rs"]
+mod history;
+
+pub use history::config_size;
 
 /// Total size of an app's config vars (keys and values), as Heroku.
 pub const MAX_CONFIG_BYTES: usize = 32 * 1024;
@@ -32,6 +53,8 @@ pub enum LedgerError {
     ReleaseNotFound { app: String, version: String },
     #[error("Cannot roll back to v{version}: that release {why}.")]
     BadRollback { version: u64, why: &'static str },
+    #[error("Release v{version} is {status}, not pending: its release phase already ended.")]
+    NotPending { version: u64, status: Status },
     #[error("No such process type {ty} defined in the Procfile of {app} (it has: {known}).")]
     UnknownProcessType {
         app: String,
@@ -40,8 +63,12 @@ pub enum LedgerError {
     },
     #[error("Config var {0} is not set on this app.")]
     NoSuchConfig(String),
+    #[error("No config vars given: use KEY=value to set one, or name a KEY to unset.")]
+    NothingToChange,
     #[error("Config vars would total {0} bytes, over the limit of 32 kB.")]
     ConfigTooBig(usize),
+    #[error("{app} has no build {id}. Run `wdyno builds -a {app}` to list them.")]
+    BuildNotFound { app: String, id: u64 },
     #[error("ledger storage error: {0}")]
     Storage(#[from] sled::Error),
     #[error("ledger entry {key} is unreadable: {why}")]
@@ -63,20 +90,32 @@ pub struct App {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
-    /// Its release phase is running.
+    /// Its release phase (or build) is running.
     Pending,
     Succeeded,
     Failed,
 }
 
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Pending => "pending",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {
     pub version: u64,
+    /// `None` for a release made by a config change before any deploy.
     pub slug: Option<SlugId>,
     pub config: BTreeMap<String, String>,
     /// Process type → command line.
     pub process_types: BTreeMap<String, String>,
     pub description: String,
+    /// RFC 3339, microseconds.
     pub created_at: DateTime<Utc>,
     pub status: Status,
 }
@@ -104,16 +143,24 @@ pub struct NewRelease {
     pub description: String,
 }
 
+/// Per app: the numbers its next release and build follow.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Head {
+    /// The newest version (0: none yet).
     last: u64,
+    /// The version dynos run (0: none yet).
     current: u64,
+    /// The newest build number.
+    #[serde(default)]
+    builds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Build {
+    /// 1, 2, … per app.
     pub id: u64,
     pub status: Status,
+    /// Where the source came from (a commit, a directory), for people.
     pub source: String,
     pub slug: Option<SlugId>,
     pub release: Option<u64>,
@@ -122,7 +169,7 @@ pub struct Build {
     pub output_tail: String,
 }
 
-/// The sled-backed ledger.
+/// The sled-backed ledger. Cheap to clone: clones share one database.
 #[derive(Clone)]
 pub struct Ledger {
     db: sled::Db,
@@ -151,14 +198,31 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("ledger values serialize")
 }
 
-fn release_key(app: &AppName, version: u64) -> Vec<u8> {
-    let mut k = format!("{app}\0").into_bytes();
-    k.extend_from_slice(&version.to_be_bytes());
+/// Keys of one app's records start with its name and a NUL, which no app
+/// name contains, so one app's prefix never matches another's keys.
+fn prefix(app: &AppName) -> Vec<u8> {
+    format!("{app}\0").into_bytes()
+}
+
+/// Big-endian numbers sort like numbers, so a prefix scan is in order.
+fn numbered_key(app: &AppName, n: u64) -> Vec<u8> {
+    let mut k = prefix(app);
+    k.extend_from_slice(&n.to_be_bytes());
     k
 }
 
-fn prefix(app: &AppName) -> Vec<u8> {
-    format!("{app}\0").into_bytes()
+fn release_key(app: &AppName, version: u64) -> Vec<u8> {
+    numbered_key(app, version)
+}
+
+fn build_key(app: &AppName, id: u64) -> Vec<u8> {
+    numbered_key(app, id)
+}
+
+/// Now, to the microsecond: what RFC 3339 in the API shows and what a
+/// stored record reads back as.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
 }
 
 fn tx_get<T: for<'de> Deserialize<'de>>(tree: &Tx, key: &[u8]) -> TxResult<Option<T>> {
@@ -182,10 +246,6 @@ fn flatten<T>(r: std::result::Result<T, TransactionError<LedgerError>>) -> Resul
     })
 }
 
-fn config_size(config: &BTreeMap<String, String>) -> usize {
-    config.iter().map(|(k, v)| k.len() + v.len()).sum()
-}
-
 impl Ledger {
     pub fn open(dir: &Path) -> Result<Self> {
         let db = sled::Config::new().path(dir).open()?;
@@ -199,6 +259,8 @@ impl Ledger {
         })
     }
 
+    /// Makes every committed transaction durable; mutating calls do this
+    /// before they return.
     fn flush(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
@@ -209,7 +271,7 @@ impl Ledger {
     pub fn create_app(&self, name: &AppName) -> Result<App> {
         let app = App {
             name: name.clone(),
-            created_at: Utc::now(),
+            created_at: now(),
             buildpacks: Vec::new(),
         };
         let r = (&self.apps, &self.heads).transaction(|(apps, heads)| {
@@ -225,19 +287,9 @@ impl Ledger {
         Ok(app)
     }
 
-    /// Removes an app and everything of it.
+    /// Removes an app and everything of it, in one transaction: its head
+    /// says which release and build keys exist, so none is left behind.
     pub fn destroy_app(&self, name: &AppName) -> Result<()> {
-        self.app(name)?;
-        let rel_keys: Vec<_> = self
-            .releases
-            .scan_prefix(prefix(name))
-            .keys()
-            .collect::<Result<_, _>>()?;
-        let build_keys: Vec<_> = self
-            .builds
-            .scan_prefix(prefix(name))
-            .keys()
-            .collect::<Result<_, _>>()?;
         let r = (
             &self.apps,
             &self.heads,
@@ -246,14 +298,15 @@ impl Ledger {
             &self.builds,
         )
             .transaction(|(apps, heads, rels, form, builds)| {
+                let head = head_of(heads, name)?;
                 apps.remove(name.as_str())?;
                 heads.remove(name.as_str())?;
                 form.remove(name.as_str())?;
-                for k in &rel_keys {
-                    rels.remove(k.clone())?;
+                for v in 1..=head.last {
+                    rels.remove(release_key(name, v))?;
                 }
-                for k in &build_keys {
-                    builds.remove(k.clone())?;
+                for id in 1..=head.builds {
+                    builds.remove(build_key(name, id))?;
                 }
                 Ok(())
             });
@@ -276,6 +329,7 @@ impl Ledger {
         Ok(app)
     }
 
+    /// Every app, by name.
     pub fn apps(&self) -> Result<Vec<App>> {
         self.apps
             .iter()
@@ -291,276 +345,6 @@ impl Ledger {
             Some(v) => decode(name.as_str().as_bytes(), &v),
             None => Err(LedgerError::AppNotFound(name.to_string())),
         }
-    }
-
-    /// Every release of an app, oldest first.
-    pub fn releases(&self, app: &AppName) -> Result<Vec<Release>> {
-        self.app(app)?;
-        self.releases
-            .scan_prefix(prefix(app))
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
-            .collect()
-    }
-
-    pub fn release(&self, app: &AppName, version: u64) -> Result<Release> {
-        self.app(app)?;
-        match self.releases.get(release_key(app, version))? {
-            Some(v) => decode(&release_key(app, version), &v),
-            None => Err(LedgerError::ReleaseNotFound {
-                app: app.to_string(),
-                version: format!("v{version}"),
-            }),
-        }
-    }
-
-    /// The release dynos run: the newest that succeeded. An app with no
-    /// release yet has an empty `v0` (no slug, no config), never stored.
-    pub fn current(&self, app: &AppName) -> Result<Release> {
-        let head: Head = match self.heads.get(app.as_str())? {
-            Some(v) => decode(app.as_str().as_bytes(), &v)?,
-            None => return Err(LedgerError::AppNotFound(app.to_string())),
-        };
-        match head.current {
-            0 => Ok(Release::none()),
-            v => self.release(app, v),
-        }
-    }
-
-    /// Appends a release built from `make(current)`; it becomes current at
-    /// once when `activate` (else it is `Pending` until `finish_release`).
-    fn append(
-        &self,
-        app: &AppName,
-        activate: bool,
-        make: impl Fn(&Release) -> std::result::Result<Release, LedgerError>,
-    ) -> Result<Release> {
-        let r = (&self.heads, &self.releases).transaction(|(heads, rels)| {
-            let mut head = head_of(heads, app)?;
-            let current: Release = match tx_get(rels, &release_key(app, head.current))? {
-                Some(r) => r,
-                None if head.current == 0 => Release::none(),
-                None => {
-                    return abort(LedgerError::Corrupt {
-                        key: format!("{app} v{}", head.current),
-                        why: "the current release is missing".into(),
-                    });
-                }
-            };
-            let mut next = make(&current).or_else(abort)?;
-            head.last += 1;
-            next.version = head.last;
-            next.created_at = Utc::now();
-            next.status = if activate {
-                head.current = head.last;
-                Status::Succeeded
-            } else {
-                Status::Pending
-            };
-            rels.insert(release_key(app, next.version), encode(&next))?;
-            heads.insert(app.as_str(), encode(&head))?;
-            Ok(next)
-        });
-        let release = flatten(r)?;
-        self.flush()?;
-        Ok(release)
-    }
-
-    /// Records a deploy: the new slug and process types with the current
-    /// config vars.
-    pub fn create_release(
-        &self,
-        app: &AppName,
-        new: NewRelease,
-        activate: bool,
-    ) -> Result<Release> {
-        self.append(app, activate, |current| {
-            Ok(Release {
-                slug: Some(new.slug.clone()),
-                config: current.config.clone(),
-                process_types: new.process_types.clone(),
-                description: new.description.clone(),
-                ..current.clone()
-            })
-        })
-    }
-
-    /// Ends a pending release's release phase: success makes it current.
-    pub fn finish_release(&self, app: &AppName, version: u64, ok: bool) -> Result<Release> {
-        let r = (&self.heads, &self.releases).transaction(|(heads, rels)| {
-            let mut head = head_of(heads, app)?;
-            let key = release_key(app, version);
-            let Some(mut rel): Option<Release> = tx_get(rels, &key)? else {
-                return abort(LedgerError::ReleaseNotFound {
-                    app: app.to_string(),
-                    version: format!("v{version}"),
-                });
-            };
-            rel.status = if ok {
-                Status::Succeeded
-            } else {
-                Status::Failed
-            };
-            if ok && version > head.current {
-                head.current = version;
-                heads.insert(app.as_str(), encode(&head))?;
-            }
-            rels.insert(key, encode(&rel))?;
-            Ok(rel)
-        });
-        let rel = flatten(r)?;
-        self.flush()?;
-        Ok(rel)
-    }
-
-    /// `config:set` / `config:unset`: a new release with the changed vars.
-    pub fn set_config(
-        &self,
-        app: &AppName,
-        set: &BTreeMap<ConfigKey, String>,
-        unset: &[ConfigKey],
-    ) -> Result<Release> {
-        self.append(app, true, |current| {
-            let mut config = current.config.clone();
-            for k in unset {
-                if config.remove(k.as_str()).is_none() {
-                    return Err(LedgerError::NoSuchConfig(k.to_string()));
-                }
-            }
-            for (k, v) in set {
-                config.insert(k.to_string(), v.clone());
-            }
-            let size = config_size(&config);
-            if size > MAX_CONFIG_BYTES {
-                return Err(LedgerError::ConfigTooBig(size));
-            }
-            let names = |keys: Vec<&str>| keys.join(", ");
-            let description = match (set.is_empty(), unset.is_empty()) {
-                (false, true) => format!(
-                    "Set {} config vars",
-                    names(set.keys().map(|k| k.as_str()).collect())
-                ),
-                (true, false) => format!(
-                    "Remove {} config vars",
-                    names(unset.iter().map(|k| k.as_str()).collect())
-                ),
-                _ => format!(
-                    "Set {} and remove {} config vars",
-                    names(set.keys().map(|k| k.as_str()).collect()),
-                    names(unset.iter().map(|k| k.as_str()).collect())
-                ),
-            };
-            Ok(Release {
-                config,
-                description,
-                ..current.clone()
-            })
-        })
-    }
-
-    /// `releases:rollback vN`: a new release with vN's slug, config and
-    /// process types.
-    pub fn rollback(&self, app: &AppName, version: u64) -> Result<Release> {
-        let target = self.release(app, version)?;
-        if target.status != Status::Succeeded {
-            return Err(LedgerError::BadRollback {
-                version,
-                why: "did not succeed",
-            });
-        }
-        self.append(app, true, |current| {
-            Ok(Release {
-                slug: target.slug.clone(),
-                config: target.config.clone(),
-                process_types: target.process_types.clone(),
-                description: format!("Rollback to v{version}"),
-                ..current.clone()
-            })
-        })
-    }
-
-    /// How many dynos of each process type should run.
-    pub fn formation(&self, app: &AppName) -> Result<BTreeMap<String, u32>> {
-        self.app(app)?;
-        match self.formation.get(app.as_str())? {
-            Some(v) => decode(app.as_str().as_bytes(), &v),
-            None => Ok(BTreeMap::new()),
-        }
-    }
-
-    /// Changes the formation; every type must exist in the current release.
-    pub fn scale(
-        &self,
-        app: &AppName,
-        changes: &BTreeMap<ProcessType, u32>,
-    ) -> Result<BTreeMap<String, u32>> {
-        let current = self.current(app)?;
-        for ty in changes.keys() {
-            if !current.process_types.contains_key(ty.as_str()) {
-                let known: Vec<&str> = current.process_types.keys().map(String::as_str).collect();
-                return Err(LedgerError::UnknownProcessType {
-                    app: app.to_string(),
-                    ty: ty.to_string(),
-                    known: if known.is_empty() {
-                        "none yet: deploy first".into()
-                    } else {
-                        known.join(", ")
-                    },
-                });
-            }
-        }
-        let r = self.formation.transaction(|form| {
-            let mut f: BTreeMap<String, u32> =
-                tx_get(form, app.as_str().as_bytes())?.unwrap_or_default();
-            for (ty, n) in changes {
-                f.insert(ty.to_string(), *n);
-            }
-            form.insert(app.as_str(), encode(&f))?;
-            Ok(f)
-        });
-        let f = flatten(r)?;
-        self.flush()?;
-        Ok(f)
-    }
-
-    /// Starts recording a build; returns its id.
-    pub fn create_build(&self, app: &AppName, source: &str) -> Result<Build> {
-        self.app(app)?;
-        let id = self.db.generate_id()?;
-        let build = Build {
-            id,
-            status: Status::Pending,
-            source: source.to_owned(),
-            slug: None,
-            release: None,
-            created_at: Utc::now(),
-            output_tail: String::new(),
-        };
-        let mut key = prefix(app);
-        key.extend_from_slice(&id.to_be_bytes());
-        self.builds.insert(key, encode(&build))?;
-        self.flush()?;
-        Ok(build)
-    }
-
-    pub fn finish_build(&self, app: &AppName, build: &Build) -> Result<()> {
-        let mut key = prefix(app);
-        key.extend_from_slice(&build.id.to_be_bytes());
-        self.builds.insert(key, encode(build))?;
-        self.flush()
-    }
-
-    pub fn builds(&self, app: &AppName) -> Result<Vec<Build>> {
-        self.app(app)?;
-        self.builds
-            .scan_prefix(prefix(app))
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
-            .collect()
     }
 
     /// Every slug some release refers to (the others are orphans).

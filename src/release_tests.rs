@@ -1,4 +1,5 @@
 use super::*;
+use crate::names::{ConfigKey, ProcessType};
 
 fn app(s: &str) -> AppName {
     AppName::parse(s).unwrap()
@@ -157,4 +158,159 @@ fn config_is_capped_at_32_kb() {
         "Config vars would total 40004 bytes, over the limit of 32 kB."
     );
     assert!(l.releases(&a).unwrap().is_empty(), "nothing recorded");
+}
+
+fn ledger() -> (tempfile::TempDir, Ledger) {
+    let t = tempfile::tempdir().unwrap();
+    let l = Ledger::open(t.path()).unwrap();
+    (t, l)
+}
+
+#[test]
+fn config_before_any_deploy_makes_a_release_without_a_slug() {
+    let (_t, l) = ledger();
+    let a = app("early");
+    l.create_app(&a).unwrap();
+    assert_eq!(l.config(&a).unwrap(), BTreeMap::new());
+    let set = BTreeMap::from([(key("A"), "1".into())]);
+    let v1 = l.set_config(&a, &set, &[key("A")]).unwrap_err();
+    assert_eq!(v1.to_string(), "Config var A is not set on this app.");
+    let v1 = l.set_config(&a, &set, &[]).unwrap();
+    assert_eq!((v1.version, v1.slug.clone()), (1, None));
+    let v2 = l
+        .set_config(&a, &BTreeMap::from([(key("B"), "2".into())]), &[key("A")])
+        .unwrap();
+    assert_eq!(v2.description, "Set B and remove A config vars");
+    assert_eq!(
+        l.config(&a).unwrap(),
+        BTreeMap::from([("B".to_owned(), "2".to_owned())])
+    );
+    assert_eq!(
+        l.set_config(&a, &BTreeMap::new(), &[])
+            .unwrap_err()
+            .to_string(),
+        "No config vars given: use KEY=value to set one, or name a KEY to unset."
+    );
+    let versions: Vec<u64> = l.releases(&a).unwrap().iter().map(|r| r.version).collect();
+    assert_eq!(versions, [1, 2], "refused changes leave no gap");
+    assert_eq!(deploy(&l, &a, 7).config, l.config(&a).unwrap());
+}
+
+#[test]
+fn a_release_phase_ends_once() {
+    let (_t, l) = ledger();
+    let a = app("once");
+    l.create_app(&a).unwrap();
+    let new = NewRelease {
+        slug: slug(1),
+        process_types: BTreeMap::new(),
+        description: "Deploy a".into(),
+    };
+    let v1 = l.create_release(&a, new, false).unwrap();
+    assert_eq!((v1.version, v1.status), (1, Status::Pending));
+    assert_eq!(l.current(&a).unwrap().version, 0);
+    assert_eq!(
+        l.finish_release(&a, 1, true).unwrap().status,
+        Status::Succeeded
+    );
+    assert_eq!(l.current(&a).unwrap().version, 1);
+    assert_eq!(
+        l.finish_release(&a, 1, false).unwrap_err().to_string(),
+        "Release v1 is succeeded, not pending: its release phase already ended."
+    );
+    assert_eq!(l.release(&a, 1).unwrap().status, Status::Succeeded);
+    assert_eq!(
+        l.finish_release(&a, 9, true).unwrap_err().to_string(),
+        "once has no release v9. Run `wdyno releases -a once` to list them."
+    );
+    assert_eq!(
+        l.rollback(&a, 9).unwrap_err().to_string(),
+        "once has no release v9. Run `wdyno releases -a once` to list them."
+    );
+}
+
+#[test]
+fn times_are_kept_to_the_microsecond() {
+    let (_t, l) = ledger();
+    let a = app("clock");
+    let created = l.create_app(&a).unwrap();
+    assert_eq!(l.app(&a).unwrap(), created);
+    let r = deploy(&l, &a, 1);
+    assert_eq!(r.created_at.timestamp_subsec_nanos() % 1000, 0);
+    assert_eq!(l.release(&a, 1).unwrap(), r, "reads back exactly");
+    let json = serde_json::to_value(&r).unwrap();
+    let text = json["created_at"].as_str().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(text).is_ok(), "{text}");
+    assert_eq!(json["status"], "succeeded");
+}
+
+#[test]
+fn builds_are_numbered_per_app_and_recorded() {
+    let (_t, l) = ledger();
+    let (a, b) = (app("one"), app("two"));
+    l.create_app(&a).unwrap();
+    l.create_app(&b).unwrap();
+    let b1 = l.create_build(&a, "abc1234").unwrap();
+    let b2 = l.create_build(&a, "def5678").unwrap();
+    let other = l.create_build(&b, "x").unwrap();
+    assert_eq!((b1.id, b2.id, other.id), (1, 2, 1));
+    assert_eq!(b1.status, Status::Pending);
+    let done = Build {
+        status: Status::Succeeded,
+        slug: Some(slug(3)),
+        release: Some(1),
+        output_tail: "-----> Launching...".into(),
+        ..b2.clone()
+    };
+    l.finish_build(&a, &done).unwrap();
+    assert_eq!(l.build(&a, 2).unwrap(), done);
+    assert_eq!(l.builds(&a).unwrap(), vec![b1, done]);
+    assert_eq!(l.builds(&b).unwrap(), vec![other]);
+    let ghost = Build {
+        id: 5,
+        ..l.build(&a, 1).unwrap()
+    };
+    assert_eq!(
+        l.finish_build(&a, &ghost).unwrap_err().to_string(),
+        "one has no build 5. Run `wdyno builds -a one` to list them."
+    );
+    let gone = app("gone");
+    assert_eq!(
+        l.create_build(&gone, "x").unwrap_err().to_string(),
+        "Couldn't find that app: gone. Run `wdyno apps` to list yours."
+    );
+}
+
+#[test]
+fn a_destroyed_app_leaves_nothing_for_its_successor() {
+    let (_t, l) = ledger();
+    let a = app("phoenix");
+    let other = app("phoenix-2");
+    l.create_app(&a).unwrap();
+    l.create_app(&other).unwrap();
+    deploy(&l, &a, 1);
+    deploy(&l, &other, 2);
+    l.create_build(&a, "x").unwrap();
+    l.scale(
+        &a,
+        &BTreeMap::from([(ProcessType::parse("web").unwrap(), 2)]),
+    )
+    .unwrap();
+    l.destroy_app(&a).unwrap();
+    assert!(matches!(
+        l.destroy_app(&a),
+        Err(LedgerError::AppNotFound(_))
+    ));
+    assert!(matches!(l.current(&a), Err(LedgerError::AppNotFound(_))));
+    l.create_app(&a).unwrap();
+    assert!(l.releases(&a).unwrap().is_empty());
+    assert!(l.builds(&a).unwrap().is_empty());
+    assert!(l.formation(&a).unwrap().is_empty());
+    assert_eq!(l.create_build(&a, "y").unwrap().id, 1);
+    assert_eq!(
+        l.releases(&other).unwrap().len(),
+        1,
+        "a neighbour keeps its own"
+    );
+    assert_eq!(l.slugs_in_use().unwrap(), HashSet::from([slug(2)]));
 }

@@ -189,6 +189,25 @@ impl Router {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return r;
         }
+        let head: usize = req.uri().to_string().len()
+            + req
+                .headers()
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                .sum::<usize>();
+        if head > self.cfg.max_head {
+            let mut r = text(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "Request Header Fields Too Large\n",
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+        // hyper keeps only Transfer-Encoding when both framings are sent,
+        // so a smuggled second request would follow in the same bytes:
+        // such a connection is closed after this one answer.
+        let close_after = req.headers().contains_key(header::TRANSFER_ENCODING);
         let host = req
             .headers()
             .get(header::HOST)
@@ -244,6 +263,12 @@ impl Router {
                 return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
             }
         };
+        // Counted until the dyno answers, so the manager can let a dyno it
+        // takes out of service finish what it was sent.
+        backend
+            .inflight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _inflight = InFlight(backend.inflight.clone());
         let headers = req.headers_mut();
         headers.insert(
             "x-request-id",
@@ -303,6 +328,11 @@ impl Router {
                         started.elapsed().as_millis(), status, bytes
                     ),
                 ));
+                let mut resp = resp;
+                if close_after {
+                    resp.headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 resp.map(|b| {
                     b.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
                         .boxed()
@@ -329,6 +359,14 @@ impl Router {
                 l.method, l.path, l.host, l.request_id, l.fwd, started.elapsed().as_millis()
             ),
         ));
+    }
+}
+
+struct InFlight(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -2,15 +2,19 @@
 //! writes it as dynos come up and go; the router never starts or stops one.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 
 /// One up web dyno.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Backend {
     /// Unique per dyno instance (a replacement `web.1` is another backend).
     pub id: u64,
     pub dyno: String,
     pub port: u16,
+    /// Requests the router has sent it and not yet had an answer to; the
+    /// manager stops a dyno taken out of the table only once this is 0.
+    pub inflight: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -474,3 +474,52 @@ async fn logs_follow_one_dyno_and_a_stuck_reader_does_not_slow_the_router() {
     );
     drop(stuck);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_refuses_smuggling_and_oversized_heads() {
+    let d = Daemon::start(&[]);
+    deploy(&d, "probe", &repo().join("tests/apps/probe"));
+    until("web up", 30, || all_up(&d, "probe", 1)).await;
+    let router = format!("127.0.0.1:{}", d.router);
+    // Content-Length and Transfer-Encoding together, with a second request
+    // hidden in the body: refused, and the connection closed.
+    let smuggle = raw(
+        &router,
+        "POST / HTTP/1.1\r\nHost: probe.localhost\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /env HTTP/1.1\r\nHost: probe.localhost\r\n\r\n",
+    );
+    assert_eq!(
+        smuggle.matches("HTTP/1.1 ").count(),
+        1,
+        "only one answer: {smuggle}"
+    );
+    assert!(
+        !smuggle.contains("DYNO="),
+        "the smuggled request was served: {smuggle}"
+    );
+    let big = raw(
+        &router,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: probe.localhost\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+            "a".repeat(64 * 1024)
+        ),
+    );
+    assert!(
+        big.starts_with("HTTP/1.1 431"),
+        "{}",
+        &big[..big.len().min(200)]
+    );
+    let fine = raw(
+        &router,
+        "GET / HTTP/1.1\r\nHost: probe.localhost\r\nX-Request-Id: abcdefghij0123456789kept\r\nConnection: close\r\n\r\n",
+    );
+    assert!(fine.starts_with("HTTP/1.1 200 OK"), "{fine}");
+    let line = log_lines(&d, "probe", &["--ps", "router"]).pop().unwrap();
+    assert!(
+        line.contains("request_id=abcdefghij0123456789kept "),
+        "{line}"
+    );
+    assert!(
+        line.contains(" dyno=web.1 ") && line.contains(" status=200 "),
+        "{line}"
+    );
+}

@@ -456,8 +456,14 @@ async fn receive_source(
     .await
     .map_err(|e| internal(std::io::Error::other(e.to_string())))?
     .map_err(|e| {
+        let mut why = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            why.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
         ApiError::bad(format!(
-            "the upload is not a readable tar of the source: {e}"
+            "the upload is not a readable tar of the source: {why}"
         ))
     })?;
     // The build reads `dir/src`; return a TempDir rooted there.

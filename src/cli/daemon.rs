@@ -59,6 +59,9 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
     let platform = Platform::open(cfg).with_context(|| format!("opening {}", home.display()))?;
     let api = bind(args.api_port, "control API").await?;
     let router = bind(args.router_port, "router").await?;
+    // The CLI finds the daemon by these files: they exist before we say
+    // we are ready.
+    platform.advertise(api.local_addr()?, router.local_addr()?)?;
     eprintln!(
         "wdyno daemon: router on http://localhost:{}, API on http://{} (home {})",
         router.local_addr()?.port(),

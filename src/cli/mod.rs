@@ -3,6 +3,7 @@
 mod app;
 mod daemon;
 mod deploy;
+mod local;
 mod show;
 
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub struct AppArg {
 pub enum Cmd {
     /// Run the platform: control API, dyno manager, router, log bus.
     Daemon(daemon::DaemonArgs),
+    /// Build DIR and run its process types here, like `heroku local`.
+    Local(local::LocalArgs),
     /// List apps.
     Apps,
     /// Create an app.
@@ -171,6 +174,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
     let json = cli.json;
     match cli.command {
         Cmd::Daemon(args) => daemon::run(&home, args).await.map(|()| 0),
+        Cmd::Local(args) => local::run(args).await,
         Cmd::Hook { which, app } => {
             if which != "pre-receive" {
                 bail!("unknown hook {which}");

@@ -369,7 +369,11 @@ pub async fn run(client: &Client, cmd: Cmd, json_out: bool) -> Result<()> {
                 )
                 .await?;
         }
-        Cmd::Daemon(_) | Cmd::Deploy { .. } | Cmd::GitRemote(_) | Cmd::Hook { .. } => {
+        Cmd::Daemon(_)
+        | Cmd::Local(_)
+        | Cmd::Deploy { .. }
+        | Cmd::GitRemote(_)
+        | Cmd::Hook { .. } => {
             unreachable!("handled in cli::run")
         }
     }
