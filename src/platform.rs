@@ -89,6 +89,19 @@ impl Platform {
             .map_err(io("writing the built-in buildpacks"))?;
         let ledger = Ledger::open(&home.join("db"))?;
         let slugs = SlugStore::open(home.join("slugs"), cfg.slug_limits)?;
+        // A release phase cut short by a crash never finished: it failed.
+        for app in ledger.apps()? {
+            for r in ledger.releases(&app.name)? {
+                if r.status == crate::release::Status::Pending {
+                    tracing::warn!(
+                        "{} v{}: release phase interrupted, marked failed",
+                        app.name,
+                        r.version
+                    );
+                    ledger.finish_release(&app.name, r.version, false)?;
+                }
+            }
+        }
         let orphans = slugs.remove_orphans(&ledger.slugs_in_use()?)?;
         if orphans > 0 {
             tracing::info!("removed {orphans} orphan slug files");

@@ -65,6 +65,8 @@ pub enum LedgerError {
     NoSuchConfig(String),
     #[error("No config vars given: use KEY=value to set one, or name a KEY to unset.")]
     NothingToChange,
+    #[error("Release v{0} is still running its release command: try again when it has finished.")]
+    ReleaseInProgress(u64),
     #[error("Config vars would total {0} bytes, over the limit of 32 kB.")]
     ConfigTooBig(usize),
     #[error("{app} has no build {id}. Run `wdyno builds -a {app}` to list them.")]

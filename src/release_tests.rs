@@ -81,6 +81,15 @@ fn a_failed_release_phase_never_becomes_current() {
     };
     let pending = l.create_release(&a, new, false).unwrap();
     assert_eq!((pending.version, pending.status), (2, Status::Pending));
+    let set = BTreeMap::from([(key("LATE"), "x".into())]);
+    assert!(matches!(
+        l.set_config(&a, &set, &[]),
+        Err(LedgerError::ReleaseInProgress(2))
+    ));
+    assert!(matches!(
+        l.rollback(&a, 1),
+        Err(LedgerError::ReleaseInProgress(2))
+    ));
     assert_eq!(l.current(&a).unwrap().version, 1);
     assert_eq!(
         l.finish_release(&a, 2, false).unwrap().status,

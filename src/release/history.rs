@@ -84,6 +84,15 @@ impl Ledger {
                     });
                 }
             };
+            // While a release phase runs, its release is the newest; anything
+            // appended now would be built on the release before it and would
+            // hide the deploy once its phase succeeds.
+            if head.last > head.current
+                && let Some(last) = tx_get::<Release>(rels, &release_key(app, head.last))?
+                && last.status == Status::Pending
+            {
+                return abort(LedgerError::ReleaseInProgress(head.last));
+            }
             let mut next = make(&current).or_else(abort)?;
             head.last += 1;
             next.version = head.last;
