@@ -78,6 +78,7 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
     let router = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("port {} is in use: pick another with --port", args.port))?;
+    let port = router.local_addr()?.port();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let running = {
         let platform = platform.clone();
@@ -120,7 +121,7 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
     platform.manager.converge(&app).await?;
     println!(
         "-----> {app} on http://{app}.localhost:{} (Ctrl-C to stop)",
-        args.port
+        port
     );
 
     let color = std::io::stdout().is_terminal();

@@ -1,0 +1,155 @@
+//! Every example deploys through its buildpack and answers (web) or logs
+//! (worker); `wdyno local` serves an example until Ctrl-C.
+
+mod common;
+
+use std::io::BufRead;
+use std::time::{Duration, Instant};
+
+use common::daemon::{Daemon, WDYNO};
+use common::repo;
+
+async fn answers(d: &Daemon, app: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = d.get(app, "/").await;
+        if got == (200, want.to_owned()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{app} answered {got:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn logs(d: &Daemon, app: &str, ps: &str) -> Vec<String> {
+    let out = d
+        .cli(&[
+            "logs", "-a", app, "--ps", ps, "--source", "app", "-n", "1500",
+        ])
+        .ok();
+    out.stdout
+        .lines()
+        .map(|l| l.split("]: ").nth(1).unwrap_or("").to_owned())
+        .collect()
+}
+
+async fn until_logged(d: &Daemon, app: &str, ps: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !logs(d, app, ps).iter().any(|l| l == want) {
+        assert!(
+            Instant::now() < deadline,
+            "{app} {ps} never logged {want:?}: {:?}",
+            logs(d, app, ps)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_deploys_and_answers_or_logs() {
+    let d = Daemon::start(&[]);
+    for app in ["rust-web", "rust-http", "js-web", "rust-worker", "prebuilt"] {
+        d.cli(&["apps:create", app]).ok();
+        let dir = repo().join("examples").join(app);
+        let out = d.cli(&["deploy", dir.to_str().unwrap(), "-a", app]).ok();
+        assert!(out.stdout.contains("Released v1"), "{app}: {}", out.stdout);
+    }
+    answers(&d, "rust-web", "Hello from rust-web on web.1\n").await;
+    answers(&d, "rust-http", "Hello from rust-http on web.1\n").await;
+    answers(&d, "js-web", "Hello from js-web\n").await;
+    answers(&d, "prebuilt", "Hello from rust-http on web.1\n").await;
+    // rust-web: its release step ran, config vars and /tmp work.
+    let release = logs(&d, "rust-web", "release");
+    assert_eq!(release, ["migrating for release v1... done"]);
+    d.cli(&["config:set", "GREETING=Howdy", "-a", "rust-web"])
+        .ok();
+    answers(&d, "rust-web", "Howdy from rust-web on web.1\n").await;
+    assert_eq!(
+        d.get("rust-web", "/visits").await,
+        (200, "1 visits to web.1\n".to_owned())
+    );
+    assert_eq!(
+        d.get("rust-web", "/visits").await,
+        (200, "2 visits to web.1\n".to_owned())
+    );
+    // Workers log.
+    d.cli(&["ps:scale", "worker=1", "-a", "rust-web"]).ok();
+    until_logged(&d, "rust-web", "worker.1", "worker: finished job 1").await;
+    d.cli(&["ps:scale", "worker=1", "-a", "rust-worker"]).ok();
+    until_logged(
+        &d,
+        "rust-worker",
+        "worker.1",
+        "worker started on queue default",
+    )
+    .await;
+    until_logged(
+        &d,
+        "rust-worker",
+        "worker.1",
+        "processed message 1 from default",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wdyno_local_serves_an_example_until_interrupted() {
+    let home = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(WDYNO)
+        .args(["local", "examples/rust-web", "--port", "0"])
+        .current_dir(repo())
+        .env("HOME", home.path())
+        .env(
+            "XDG_CACHE_HOME",
+            common::daemon::build_cache()
+                .parent()
+                .unwrap()
+                .join("local-cache"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let port: u16 = loop {
+        let l = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("wdyno local says where it serves");
+        if let Some(rest) = l.strip_prefix("-----> rust-web on http://rust-web.localhost:") {
+            break rest.split(' ').next().unwrap().parse().unwrap();
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = common::Client::connect(port).await;
+        let got = c.get_host("rust-web.localhost", "/").await;
+        if got == (200, "Hello from rust-web on web.1\n".to_owned()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{got:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // SAFETY: kill(2) on our own child: Ctrl-C.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("web.1 wdyno  | State changed from stopping to down")),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("worker.1 wdyno | Process exited with status 143")),
+        "{rest:?}"
+    );
+}
