@@ -442,6 +442,11 @@ async fn receive_source(
                 .map_err(internal)?;
         }
     }
+    // tokio's File writes in the background: without this the last
+    // chunk may not be on disk when the tarball is read.
+    tokio::io::AsyncWriteExt::flush(&mut file)
+        .await
+        .map_err(internal)?;
     drop(file);
     let src = dir.path().join("src");
     let (tar_path2, src2) = (tar_path.clone(), src.clone());
