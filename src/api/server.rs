@@ -91,15 +91,18 @@ fn error_reply(e: ApiError) -> Response<Body> {
 
 /// A streamed text reply fed by a channel of lines.
 fn stream_reply(rx: tokio::sync::mpsc::UnboundedReceiver<String>) -> Response<Body> {
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|line| {
-            (
-                Ok::<_, Infallible>(Frame::data(Bytes::from(line + "\n"))),
-                rx,
-            )
-        })
-    });
-    let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    lines_reply(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (line, rx))
+    }))
+}
+
+/// A streamed text reply: one line per item.
+fn lines_reply(
+    lines: impl futures::Stream<Item = String> + Send + Sync + 'static,
+) -> Response<Body> {
+    use futures::StreamExt;
+    let frames = lines.map(|line| Ok::<_, Infallible>(Frame::data(Bytes::from(line + "\n"))));
+    let mut r = Response::new(BodyExt::boxed(StreamBody::new(frames)));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
@@ -546,20 +549,9 @@ fn log_stream(p: &Platform, app: AppName, query: &str) -> Response<Body> {
             }
         });
     }
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|line| {
-            (
-                Ok::<_, Infallible>(Frame::data(Bytes::from(line + "\n"))),
-                rx,
-            )
-        })
-    });
-    let mut r = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
+    lines_reply(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|line| (line, rx))
+    }))
 }
 
 /// `wdyno run`: a one-off dyno whose stdin is the request body and whose
