@@ -131,6 +131,14 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
     let mut running = running;
     let outcome = loop {
         tokio::select! {
+            // Ctrl-C first (a flood of lines must not hide it), then lines:
+            // when the platform has stopped, every line of its dynos is
+            // already queued and gets printed before we exit.
+            biased;
+            _ = &mut ctrl_c, if !stopping => {
+                stopping = true;
+                let _ = stop_tx.send(true);
+            }
             ev = sub.next() => {
                 let Some(Event::Line(l)) = ev else { continue };
                 let who = if l.source == Source::Wdyno && l.process != "router" {
@@ -146,10 +154,6 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
                 } else {
                     println!("{stamp} {who:<12} | {}", l.text);
                 }
-            }
-            _ = &mut ctrl_c, if !stopping => {
-                stopping = true;
-                let _ = stop_tx.send(true);
             }
             res = &mut running => break res,
         }
