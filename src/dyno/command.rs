@@ -72,7 +72,14 @@ pub(crate) async fn run(
         tokio::select! {
             res = &mut guest => break Some(res),
             _ = listening.changed(), if booting && look_at.is_none() => {
-                look_at = Some((TokioInstant::now(), Duration::from_micros(50)));
+                // The guest's listen(2) ran in the same poll as the check
+                // that woke us, so the port is usually listening already;
+                // look now rather than on the timer's next 1 ms tick.
+                if port.is_none_or(port_listening) {
+                    reporter.set(State::Up);
+                } else {
+                    look_at = Some((TokioInstant::now(), Duration::from_micros(50)));
+                }
             }
             _ = sleep_until(look_at.map_or_else(TokioInstant::now, |l| l.0)), if booting && look_at.is_some() => {
                 if port.is_none_or(port_listening) {

@@ -168,6 +168,7 @@ pub struct Host {
     pub egress: bool,
     pub determinism: Determinism,
     leases: Vec<PortLease>,
+    prepared: std::collections::HashMap<PathBuf, Arc<wdyno::dyno::Prepared>>,
 }
 
 impl Host {
@@ -184,6 +185,7 @@ impl Host {
             egress: true,
             determinism: Determinism::default(),
             leases: Vec::new(),
+            prepared: std::collections::HashMap::new(),
         }
     }
 
@@ -197,7 +199,12 @@ impl Host {
         };
         let port = lease.as_ref().map(|l| l.port());
         let component = app_dir.join(format!("{}.wasm", argv[0]));
-        let prepared = runtime().prepare(&component).expect("prepare component");
+        // Prepared once per component, as the manager does once per release.
+        let prepared = self
+            .prepared
+            .entry(component.clone())
+            .or_insert_with(|| runtime().prepare(&component).expect("prepare component"))
+            .clone();
         let args: Vec<String> = argv
             .iter()
             .map(|a| match port {
