@@ -134,7 +134,7 @@ async fn each_app_deploys_through_its_buildpack_with_its_process_types() {
         assert_eq!(rel[0]["status"], "succeeded");
     }
     answers(&d, "rust-http", "/", "hello from rust-http web.1").await;
-    answers(&d, "js-web", "/", "hello from js-web").await;
+    answers(&d, "js-web", "/", "hello from js-web web.1").await;
     answers(&d, "prebuilt", "/", "hello from rust-http web.1").await;
     answers(&d, "probe", "/", "hello from web.1").await;
     let apps = d.cli(&["apps"]).ok();

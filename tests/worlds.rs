@@ -35,7 +35,7 @@ async fn rust_proxy_component_serves_on_its_port() {
 
 #[tokio::test]
 async fn js_proxy_component_serves_on_its_port() {
-    serves("js-web", "hello from js-web").await;
+    serves("js-web", "hello from js-web web.1").await;
 }
 
 #[tokio::test]

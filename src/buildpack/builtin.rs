@@ -37,6 +37,11 @@ const FILES: &[(&str, &str, bool)] = &[
         true,
     ),
     (
+        "js/tools/package-lock.json",
+        include_str!("../../buildpacks/js/tools/package-lock.json"),
+        false,
+    ),
+    (
         "js/wit/worlds.wit",
         include_str!("../../buildpacks/js/wit/worlds.wit"),
         false,
