@@ -16,18 +16,20 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio_util::task::TaskTracker;
 
-use crate::dyno::{
-    Determinism, Dyno, Exit, Launch, PortBook, PortLease, Prepared, Runtime, Sandbox, State,
-};
+use crate::dyno::{Determinism, Dyno, Exit, Launch, PortBook, PortLease, Runtime, Sandbox, State};
 use crate::logbus::LogBus;
 use crate::names::{AppName, DynoName, ProcessType};
-use crate::procfile::{Command, Procfile};
+use crate::procfile::Command;
 use crate::release::{Ledger, Release};
 use crate::routes::{Backend, RouteTable};
 use crate::slug::SlugStore;
 
-/// Longest wait before restarting a crashing dyno (Heroku's cool-off).
-pub const MAX_BACKOFF: Duration = Duration::from_secs(20 * 60);
+mod backoff;
+mod release_files;
+
+pub use backoff::{MAX_BACKOFF, backoff};
+pub use release_files::ReleaseFiles;
+
 /// A dyno up this long has its crash count forgotten.
 pub const BACKOFF_RESET: Duration = Duration::from_secs(10 * 60);
 
@@ -79,15 +81,6 @@ impl Default for ManagerConfig {
             determinism: Determinism::default(),
         }
     }
-}
-
-/// A release unpacked and prepared: what dynos of it start from.
-pub struct ReleaseFiles {
-    pub version: u64,
-    pub dir: PathBuf,
-    pub release: Release,
-    pub procfile: Procfile,
-    components: HashMap<String, Arc<Prepared>>,
 }
 
 /// A dyno as `ps` shows it.
@@ -179,68 +172,6 @@ impl Manager {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AppState>> {
         self.apps.lock().expect("manager lock poisoned")
-    }
-
-    /// Unpacks and prepares a release's slug (once per release).
-    pub async fn release_files(
-        &self,
-        app: &AppName,
-        release: &Release,
-    ) -> Result<Arc<ReleaseFiles>, ManagerError> {
-        if let Some(f) = self.lock().get(app.as_str()).and_then(|a| a.files.clone())
-            && f.version == release.version
-        {
-            return Ok(f);
-        }
-        let slug = release
-            .slug
-            .clone()
-            .ok_or_else(|| ManagerError::NotDeployed(app.to_string()))?;
-        let dir = self
-            .releases_dir
-            .join(app.as_str())
-            .join(format!("v{}", release.version));
-        let slugs = self.slugs.clone();
-        let runtime = self.runtime.clone();
-        let process_types = release.process_types.clone();
-        let unpack_dir = dir.clone();
-        let (procfile, components) = tokio::task::spawn_blocking(move || {
-            if !unpack_dir.join(".wdyno-complete").exists() {
-                let _ = std::fs::remove_dir_all(&unpack_dir);
-                if let Some(parent) = unpack_dir.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| ManagerError::Io {
-                        what: format!("creating {}", parent.display()),
-                        source: e,
-                    })?;
-                }
-                slugs.unpack(&slug, &unpack_dir)?;
-                std::fs::write(unpack_dir.join(".wdyno-complete"), b"").map_err(|e| {
-                    ManagerError::Io {
-                        what: "marking the release unpacked".into(),
-                        source: e,
-                    }
-                })?;
-            }
-            let procfile = Procfile::from_defaults(&process_types)?;
-            let mut components = HashMap::new();
-            for (_, cmd) in procfile.iter() {
-                let path = cmd.component_path();
-                if !components.contains_key(&path) {
-                    components.insert(path.clone(), runtime.prepare(&unpack_dir.join(&path))?);
-                }
-            }
-            Ok::<_, ManagerError>((procfile, components))
-        })
-        .await
-        .map_err(|e| ManagerError::Command(format!("preparing the release: {e}")))??;
-        // The marker file is the platform's, not the app's.
-        Ok(Arc::new(ReleaseFiles {
-            version: release.version,
-            dir,
-            release: release.clone(),
-            procfile,
-            components,
-        }))
     }
 
     /// Brings `app`'s dynos in line with its formation and current release.
@@ -336,8 +267,8 @@ impl Manager {
         one_off: bool,
     ) -> Result<Launch, ManagerError> {
         let path = command.component_path();
-        let prepared = match files.components.get(&path) {
-            Some(p) => p.clone(),
+        let prepared = match files.component(&path) {
+            Some(p) => p,
             None => {
                 let full = files.dir.join(&path);
                 if !full.is_file() {
@@ -734,31 +665,5 @@ impl Manager {
         }
         self.tasks.close();
         exits
-    }
-}
-
-/// How long to wait before the restart after `crashes` earlier crashes:
-/// at once the first time, then `base`, doubling, up to [`MAX_BACKOFF`].
-pub fn backoff(base: Duration, crashes: u32) -> Duration {
-    match crashes {
-        0 => Duration::ZERO,
-        n => base
-            .saturating_mul(1u32 << (n - 1).min(20))
-            .min(MAX_BACKOFF),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_the_cap() {
-        let b = Duration::from_secs(1);
-        assert_eq!(backoff(b, 0), Duration::ZERO);
-        assert_eq!(backoff(b, 1), Duration::from_secs(1));
-        assert_eq!(backoff(b, 2), Duration::from_secs(2));
-        assert_eq!(backoff(b, 5), Duration::from_secs(16));
-        assert_eq!(backoff(b, 40), MAX_BACKOFF);
     }
 }
