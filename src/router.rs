@@ -236,12 +236,8 @@ impl Router {
                 .filter(|v| good_request_id(v))
                 .map(str::to_owned)
                 .unwrap_or_else(|| new_request_id(&mut rng));
-            let routes = self.table.get(&app);
-            let pick = routes.as_ref().and_then(|r| {
-                (!r.backends.is_empty())
-                    .then(|| r.backends[rng.random_range(0..r.backends.len())].clone())
-            });
-            (rid, pick.ok_or(routes.is_some_and(|r| r.web_crashed)))
+            let pick = self.table.pick(&app, |n| rng.random_range(0..n));
+            (rid, pick)
         };
         let line = LineBits {
             app: &app,

@@ -58,11 +58,16 @@ impl RouteTable {
         self.inner.write().expect("route table lock").remove(app);
     }
 
-    pub fn get(&self, app: &str) -> Option<AppRoutes> {
-        self.inner
-            .read()
-            .expect("route table lock")
-            .get(app)
-            .cloned()
+    /// One up web dyno of `app`, the `choose`n of however many there are
+    /// (the router passes a uniform random index), cloning only that one.
+    /// `Err(true)` when the app's web dynos crashed, `Err(false)` when none
+    /// run.
+    pub fn pick(&self, app: &str, choose: impl FnOnce(usize) -> usize) -> Result<Backend, bool> {
+        let table = self.inner.read().expect("route table lock");
+        match table.get(app) {
+            Some(r) if !r.backends.is_empty() => Ok(r.backends[choose(r.backends.len())].clone()),
+            Some(r) => Err(r.web_crashed),
+            None => Err(false),
+        }
     }
 }
