@@ -65,21 +65,6 @@ fn releases(d: &Daemon, app: &str) -> Vec<Value> {
         .clone()
 }
 
-/// Waits (with a deadline) until the app answers `path` with `want`.
-async fn answers(d: &Daemon, app: &str, path: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = (0, String::new());
-    while Instant::now() < deadline {
-        last = d.get(app, path).await;
-        if last == (200, want.to_owned()) {
-            return;
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{app}{path} never answered {want:?}; last answer {last:?}");
-}
-
 fn types(release: &Value) -> Vec<String> {
     release["process_types"]
         .as_object()
@@ -133,10 +118,12 @@ async fn each_app_deploys_through_its_buildpack_with_its_process_types() {
         assert_eq!(types(&rel[0]), *want, "{app}");
         assert_eq!(rel[0]["status"], "succeeded");
     }
-    answers(&d, "rust-http", "/", "hello from rust-http web.1").await;
-    answers(&d, "js-web", "/", "hello from js-web web.1").await;
-    answers(&d, "prebuilt", "/", "hello from rust-http web.1").await;
-    answers(&d, "probe", "/", "hello from web.1").await;
+    d.answers("rust-http", "/", "hello from rust-http web.1")
+        .await;
+    d.answers("js-web", "/", "hello from js-web web.1").await;
+    d.answers("prebuilt", "/", "hello from rust-http web.1")
+        .await;
+    d.answers("probe", "/", "hello from web.1").await;
     let apps = d.cli(&["apps"]).ok();
     assert_eq!(
         apps.stdout,
@@ -153,15 +140,15 @@ async fn rollback_serves_the_old_release_again() {
     std::fs::write(b.path().join("VERSION"), "B").unwrap();
     d.cli(&["apps:create", "probe"]).ok();
     deploy(&d, "probe", a.path()).ok();
-    answers(&d, "probe", "/version", "A").await;
+    d.answers("probe", "/version", "A").await;
     deploy(&d, "probe", b.path()).ok();
-    answers(&d, "probe", "/version", "B").await;
+    d.answers("probe", "/version", "B").await;
     let out = d.cli(&["releases:rollback", "v1", "-a", "probe"]).ok();
     assert_eq!(
         out.stdout,
         "Rolling back probe... done, v3\nRollback to v1\n"
     );
-    answers(&d, "probe", "/version", "A").await;
+    d.answers("probe", "/version", "A").await;
     let list = d.cli(&["releases", "-a", "probe"]).ok().stdout;
     let lines: Vec<&str> = list.lines().collect();
     assert_eq!(lines[0], "=== probe Releases - Current: v3");
@@ -175,13 +162,13 @@ async fn config_vars_make_releases_that_new_dynos_see() {
     let d = Daemon::start(&[]);
     d.cli(&["apps:create", "probe"]).ok();
     deploy(&d, "probe", &repo().join("tests/apps/probe")).ok();
-    answers(&d, "probe", "/greeting", "unset").await;
+    d.answers("probe", "/greeting", "unset").await;
     let out = d.cli(&["config:set", "GREETING=hi", "-a", "probe"]).ok();
     assert_eq!(
         out.stdout,
         "Setting GREETING and restarting probe... done, v2\n"
     );
-    answers(&d, "probe", "/greeting", "hi").await;
+    d.answers("probe", "/greeting", "hi").await;
     assert_eq!(
         d.cli(&["config:get", "GREETING", "-a", "probe"])
             .ok()
@@ -195,7 +182,7 @@ async fn config_vars_make_releases_that_new_dynos_see() {
     let rel = releases(&d, "probe");
     assert_eq!(rel[1]["description"], "Set GREETING config vars");
     d.cli(&["config:unset", "GREETING", "-a", "probe"]).ok();
-    answers(&d, "probe", "/greeting", "unset").await;
+    d.answers("probe", "/greeting", "unset").await;
     assert_eq!(
         releases(&d, "probe")[2]["description"],
         "Remove GREETING config vars"
@@ -288,7 +275,7 @@ async fn a_failing_release_phase_keeps_the_previous_release_live() {
         "{}",
         out.stdout
     );
-    answers(&d, "phase", "/", "hello from rust-http web.1").await;
+    d.answers("phase", "/", "hello from rust-http web.1").await;
     let bad = prebuilt("web: bin/web\nrelease: bin/worker exit 1\n");
     let out = deploy(&d, "phase", bad.path());
     assert_eq!(out.code, 1);
@@ -306,7 +293,7 @@ async fn a_failing_release_phase_keeps_the_previous_release_live() {
     let ps = d.cli(&["ps", "-a", "phase", "--json"]).ok();
     let ps: Value = serde_json::from_str(&ps.stdout).unwrap();
     assert_eq!(ps[0]["release"], 1, "dynos stay on v1");
-    answers(&d, "phase", "/", "hello from rust-http web.1").await;
+    d.answers("phase", "/", "hello from rust-http web.1").await;
 }
 
 fn git(dir: &Path, args: &[&str]) -> std::process::Output {
@@ -341,7 +328,7 @@ async fn git_push_releases_a_good_app_and_rejects_a_broken_one() {
         "{err}"
     );
     assert!(err.contains("remote:        Released v1"), "{err}");
-    answers(&d, "pushed", "/", "hello from rust-http web.1").await;
+    d.answers("pushed", "/", "hello from rust-http web.1").await;
     // Inside the checkout, -a is found from the remote.
     let rel = d.cli_in(Some(dir), &["releases"]).ok();
     assert!(

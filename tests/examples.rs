@@ -9,21 +9,6 @@ use std::time::{Duration, Instant};
 use common::daemon::{Daemon, WDYNO};
 use common::repo;
 
-async fn answers(d: &Daemon, app: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = d.get(app, "/").await;
-        if got == (200, want.to_owned()) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{app} answered {got:?}, not {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn logs(d: &Daemon, app: &str, ps: &str) -> Vec<String> {
     let out = d
         .cli(&[
@@ -57,16 +42,20 @@ async fn every_example_deploys_and_answers_or_logs() {
         let out = d.cli(&["deploy", dir.to_str().unwrap(), "-a", app]).ok();
         assert!(out.stdout.contains("Released v1"), "{app}: {}", out.stdout);
     }
-    answers(&d, "rust-web", "Hello from rust-web on web.1\n").await;
-    answers(&d, "rust-http", "Hello from rust-http on web.1\n").await;
-    answers(&d, "js-web", "Hello from js-web\n").await;
-    answers(&d, "prebuilt", "Hello from rust-http on web.1\n").await;
+    d.answers("rust-web", "/", "Hello from rust-web on web.1\n")
+        .await;
+    d.answers("rust-http", "/", "Hello from rust-http on web.1\n")
+        .await;
+    d.answers("js-web", "/", "Hello from js-web\n").await;
+    d.answers("prebuilt", "/", "Hello from rust-http on web.1\n")
+        .await;
     // rust-web: its release step ran, config vars and /tmp work.
     let release = logs(&d, "rust-web", "release");
     assert_eq!(release, ["migrating for release v1... done"]);
     d.cli(&["config:set", "GREETING=Howdy", "-a", "rust-web"])
         .ok();
-    answers(&d, "rust-web", "Howdy from rust-web on web.1\n").await;
+    d.answers("rust-web", "/", "Howdy from rust-web on web.1\n")
+        .await;
     assert_eq!(
         d.get("rust-web", "/visits").await,
         (200, "1 visits to web.1\n".to_owned())

@@ -106,6 +106,21 @@ impl Daemon {
         c.get_host(&format!("{app}.localhost"), path).await
     }
 
+    /// Waits (deadline 30 s) until the app answers `path` with 200 and
+    /// exactly `want`.
+    pub async fn answers(&self, app: &str, path: &str, want: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut last = (0, String::new());
+        while std::time::Instant::now() < deadline {
+            last = self.get(app, path).await;
+            if last == (200, want.to_owned()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{app}{path} never answered {want:?}; last answer {last:?}");
+    }
+
     /// Asks the daemon to stop (SIGTERM) and waits for it.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("daemon running");
