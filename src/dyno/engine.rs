@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -40,6 +40,10 @@ pub struct RuntimeConfig {
     /// instantiation for proxy dynos). Probed at start: if the machine
     /// refuses the address-space reservation, on-demand allocation is used.
     pub pooling: bool,
+    /// Epoch interruption: how a busy dyno yields to others and how the
+    /// stop deadline kills it. Always on in the platform; off only to
+    /// measure what it costs (`cargo bench`).
+    pub epochs: bool,
 }
 
 /// The compiler and linker shared by every dyno of a platform.
@@ -76,10 +80,10 @@ impl Prepared {
     }
 }
 
-fn engine_config(max_memory: usize, pooling: bool) -> Config {
+fn engine_config(max_memory: usize, pooling: bool, epochs: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
-    config.epoch_interruption(true);
+    config.epoch_interruption(epochs);
     config.max_wasm_stack(MAX_WASM_STACK);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
     if pooling {
@@ -102,7 +106,7 @@ impl Runtime {
     /// Builds the engine and linker and starts the epoch ticker.
     pub fn new(cfg: &RuntimeConfig) -> Result<Self, DynoError> {
         let (engine, pooling) = match cfg.pooling {
-            true => match Engine::new(&engine_config(cfg.max_memory, true)) {
+            true => match Engine::new(&engine_config(cfg.max_memory, true, cfg.epochs)) {
                 Ok(engine) => (engine, true),
                 Err(e) => {
                     tracing::warn!("pooling allocator unavailable, using on-demand: {e:#}");
@@ -116,6 +120,14 @@ impl Runtime {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(DynoError::host)?;
         super::lifecycle::add_to_linker(&mut linker).map_err(DynoError::host)?;
+        // A dyno's files are laid out on its first request for them.
+        linker.allow_shadowing(true);
+        wasmtime_wasi::p2::bindings::filesystem::preopens::add_to_linker::<_, HasSelf<DynoData>>(
+            &mut linker,
+            |d| d,
+        )
+        .map_err(DynoError::host)?;
+        linker.allow_shadowing(false);
         std::fs::create_dir_all(&cfg.cache_dir).map_err(|e| DynoError::Io {
             what: format!("creating {}", cfg.cache_dir.display()),
             source: e,
@@ -150,7 +162,7 @@ impl Runtime {
     }
 
     fn plain_engine(cfg: &RuntimeConfig) -> Result<Engine, DynoError> {
-        Engine::new(&engine_config(cfg.max_memory, false)).map_err(DynoError::host)
+        Engine::new(&engine_config(cfg.max_memory, false, cfg.epochs)).map_err(DynoError::host)
     }
 
     /// How many components this runtime has compiled (not loaded from the

@@ -14,6 +14,7 @@
 pub mod command;
 pub mod egress;
 pub mod engine;
+pub mod files;
 pub mod lifecycle;
 pub mod output;
 pub mod ports;
@@ -35,6 +36,7 @@ pub use sandbox::{DEFAULT_MEMORY, Determinism, Sandbox};
 pub use world::World;
 
 use crate::logbus::LogBus;
+use files::DynoFiles;
 
 /// Time a web dyno has to bind `$PORT` (Heroku's R10 is at 60 s).
 pub const DEFAULT_BOOT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -59,6 +61,8 @@ pub enum DynoError {
         #[source]
         source: std::io::Error,
     },
+    #[error("laying out the dyno's files: {0}")]
+    Files(String),
     #[error("wasm host error: {0}")]
     Host(String),
 }
@@ -227,29 +231,31 @@ impl Dyno {
         ));
         let task_signals = signals.clone();
         tokio::spawn(async move {
-            let sandbox = launch.sandbox.clone();
             let one_off = launch.one_off;
-            let prepared = sandbox.clone();
-            let laid_out = tokio::task::spawn_blocking(move || prepared.materialize()).await;
+            // Laid out when the dyno first asks for its files.
+            let files = Arc::new(DynoFiles::new(
+                launch.sandbox.files.clone(),
+                launch.sandbox.work_dir.clone(),
+            ));
             let reporter = Arc::new(reporter);
-            let ended = match laid_out {
-                Ok(Ok(())) => match launch.prepared.pre {
-                    engine::Pre::Command(_) => {
-                        command::run(runtime, bus, launch, task_signals, &reporter).await
-                    }
-                    engine::Pre::Proxy(_) => {
-                        proxy::run(runtime, bus, launch, task_signals, reporter.clone()).await
-                    }
-                },
-                Ok(Err(e)) => Ended::failed(e.to_string()),
-                Err(e) => Ended::failed(e.to_string()),
+            let ended = match launch.prepared.pre {
+                engine::Pre::Command(_) => {
+                    let signals = task_signals;
+                    command::run(runtime, bus, launch, signals, files.clone(), &reporter).await
+                }
+                engine::Pre::Proxy(_) => {
+                    let (signals, rep) = (task_signals, reporter.clone());
+                    proxy::run(runtime, bus, launch, signals, files.clone(), rep).await
+                }
             };
             // The files go before the final state is reported: `down` means
             // nothing of the dyno is left.
-            match tokio::task::spawn_blocking(move || sandbox.remove()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!("{e}"),
-                Err(e) => tracing::warn!("removing a dyno's files: {e}"),
+            if files.laid_out() {
+                match tokio::task::spawn_blocking(move || files.remove()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!("{e}"),
+                    Err(e) => tracing::warn!("removing a dyno's files: {e}"),
+                }
             }
             reporter.finish(ended.exit, ended.stopped, one_off);
         });

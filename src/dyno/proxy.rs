@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::{Bytes, Incoming};
@@ -20,6 +19,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 use super::engine::Pre;
+use super::files::DynoFiles;
 use super::output::DynoOutput;
 use super::sandbox::{DynoData, Sandbox};
 use super::{
@@ -34,6 +34,7 @@ struct Server {
     runtime: Arc<Runtime>,
     pre: ProxyPre<DynoData>,
     sandbox: Sandbox,
+    files: Arc<DynoFiles>,
     output: DynoOutput,
     signals: Arc<Signals>,
     reporter: Arc<Reporter>,
@@ -45,6 +46,7 @@ pub(crate) async fn run(
     bus: LogBus,
     launch: Launch,
     signals: Arc<Signals>,
+    files: Arc<DynoFiles>,
     reporter: Arc<Reporter>,
 ) -> Ended {
     let Pre::Proxy(pre) = &launch.prepared.pre else {
@@ -70,6 +72,7 @@ pub(crate) async fn run(
         pre: pre.clone(),
         output: DynoOutput::new(bus, &sb.app, &sb.dyno),
         sandbox: sb,
+        files,
         signals: signals.clone(),
         reporter: reporter.clone(),
         args: launch.args.clone(),
@@ -155,7 +158,7 @@ impl Server {
                 &self.args,
                 &self.output,
                 self.signals.clone(),
-                Instant::now(),
+                self.files.clone(),
                 None,
             )
             .map_err(|e| e.to_string())?;

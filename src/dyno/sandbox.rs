@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,11 +18,12 @@ use rand::SeedableRng;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::DynoError;
 use super::egress::EgressHooks;
+use super::files::DynoFiles;
 use super::lifecycle::SharedSignals;
 use super::output::{DynoOutput, OutputPipe};
 use super::ports::PortBook;
@@ -82,6 +84,7 @@ pub struct DynoData {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: EgressHooks,
+    pub(crate) files: Arc<DynoFiles>,
     pub(crate) table: ResourceTable,
     quota: Quota,
     pub(crate) signals: SharedSignals,
@@ -173,31 +176,6 @@ impl Sandbox {
         self.work_dir.clone()
     }
 
-    /// Lays out a fresh `/app` (a copy of the slug's files) and an empty
-    /// `/tmp`, replacing whatever an earlier run of this dyno left.
-    pub fn materialize(&self) -> Result<(), DynoError> {
-        let io = |what: String| move |source| DynoError::Io { what, source };
-        self.remove()?;
-        let app = self.work_dir.join("app");
-        std::fs::create_dir_all(self.work_dir.join("tmp"))
-            .map_err(io(format!("creating {}", self.work_dir.display())))?;
-        copy_tree(&self.files, &app)
-            .map_err(io(format!("copying the app's files to {}", app.display())))?;
-        Ok(())
-    }
-
-    /// Removes the dyno's files (it stopped).
-    pub fn remove(&self) -> Result<(), DynoError> {
-        match std::fs::remove_dir_all(&self.work_dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(DynoError::Io {
-                what: format!("removing {}", self.work_dir.display()),
-                source,
-            }),
-        }
-    }
-
     /// A store for one instance of this dyno: WASI context, limits, clocks.
     pub(crate) fn store(
         &self,
@@ -205,9 +183,11 @@ impl Sandbox {
         args: &[String],
         output: &DynoOutput,
         signals: SharedSignals,
-        started: Instant,
+        files: Arc<DynoFiles>,
         stdin: Option<&super::output::AttachedStdin>,
     ) -> Result<Store<DynoData>, DynoError> {
+        // The dyno's clocks count from here.
+        let started = Instant::now();
         let mut b = WasiCtxBuilder::new();
         if let Some(stdin) = stdin {
             b.stdin(stdin.clone());
@@ -217,11 +197,8 @@ impl Sandbox {
         b.args(args);
         b.stdout(OutputPipe(output.clone()));
         b.stderr(OutputPipe(output.clone()));
-        b.preopened_dir(self.root(), "/", FsPerms::ReadWrite)
-            .map_err(|e| DynoError::Io {
-                what: format!("opening {}", self.root().display()),
-                source: std::io::Error::other(format!("{e:#}")),
-            })?;
+        // `/` (holding `app/` and `tmp/`) is preopened by `files` on the
+        // guest's first request for it.
         b.initial_cwd("/app");
         b.max_random_size(MAX_RANDOM);
         self.grant_sockets(&mut b, signals.clone());
@@ -234,6 +211,7 @@ impl Sandbox {
             wasi: b.build(),
             http: WasiHttpCtx::new(),
             hooks,
+            files,
             table,
             quota: Quota {
                 memory: self.memory,
@@ -343,23 +321,6 @@ fn fnv(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf29ce484222325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
     })
-}
-
-/// Copies a tree of regular files and directories. Anything else in the
-/// source (a slug never holds links or devices) is skipped.
-pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let ty = entry.file_type()?;
-        let dest = to.join(entry.file_name());
-        if ty.is_dir() {
-            copy_tree(&entry.path(), &dest)?;
-        } else if ty.is_file() {
-            std::fs::copy(entry.path(), &dest)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
