@@ -2,13 +2,14 @@
 //! `$PORT`, and carry out the stop sequence.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::time::{Instant as TokioInstant, sleep_until};
 use wasmtime_wasi::I32Exit;
 
 use super::engine::EPOCH_TICK;
 use super::engine::Pre;
+use super::files::DynoFiles;
 use super::output::DynoOutput;
 use super::{
     Cause, Ended, Exit, Launch, Reporter, Runtime, STATUS_KILLED, STATUS_TERMINATED,
@@ -21,6 +22,7 @@ pub(crate) async fn run(
     bus: LogBus,
     launch: Launch,
     signals: Arc<Signals>,
+    files: Arc<DynoFiles>,
     reporter: &Reporter,
 ) -> Ended {
     let Pre::Command(pre) = &launch.prepared.pre else {
@@ -28,13 +30,12 @@ pub(crate) async fn run(
     };
     let sb = &launch.sandbox;
     let output = DynoOutput::new(bus, &sb.app, &sb.dyno);
-    let started = Instant::now();
     let mut store = match sb.store(
         runtime.engine(),
         &launch.args,
         &output,
         signals.clone(),
-        started,
+        files,
         launch.stdin.as_ref(),
     ) {
         Ok(store) => store,
@@ -52,7 +53,6 @@ pub(crate) async fn run(
     if !launch.web {
         reporter.set(State::Up);
     }
-    let port = sb.port;
     let boot_deadline = TokioInstant::now() + launch.boot_timeout;
     let mut listening = signals.watch_listening();
     let mut stop = signals.watch_stop();
@@ -62,32 +62,16 @@ pub(crate) async fn run(
     let mut idle_check = tokio::time::interval(EPOCH_TICK * 2);
     idle_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-    // Once the guest asked to listen on `$PORT`: when to look whether the
-    // kernel shows the socket listening, so `up` means connections will be
-    // accepted.
-    let mut look_at: Option<(TokioInstant, Duration)> = None;
-
     let outcome = loop {
         let booting = launch.web && *reporter.state.borrow() == State::Starting;
         tokio::select! {
             res = &mut guest => break Some(res),
-            _ = listening.changed(), if booting && look_at.is_none() => {
-                // The guest's listen(2) ran in the same poll as the check
-                // that woke us, so the port is usually listening already;
-                // look now rather than on the timer's next 1 ms tick.
-                if port.is_none_or(port_listening) {
-                    reporter.set(State::Up);
-                } else {
-                    look_at = Some((TokioInstant::now(), Duration::from_micros(50)));
-                }
-            }
-            _ = sleep_until(look_at.map_or_else(TokioInstant::now, |l| l.0)), if booting && look_at.is_some() => {
-                if port.is_none_or(port_listening) {
-                    reporter.set(State::Up);
-                } else if let Some((at, pause)) = &mut look_at {
-                    *at = TokioInstant::now() + *pause;
-                    *pause = (*pause * 2).min(Duration::from_millis(5));
-                }
+            // The policy check that sets `listening` runs inside
+            // wasmtime's `listen` host call, and `listen(2)` follows it
+            // without yielding: by the time this task runs again, the port
+            // accepts connections.
+            _ = listening.changed(), if booting => {
+                reporter.set(State::Up);
             }
             _ = sleep_until(boot_deadline), if booting => {
                 signals.request_stop(Instant::now());
@@ -159,33 +143,4 @@ fn trap_summary(e: &wasmtime::Error) -> String {
         .map(|t| t.to_string())
         .unwrap_or_else(|| e.to_string());
     trap.lines().next().unwrap_or("trap").to_owned()
-}
-
-/// Whether some socket listens on TCP `port` on this host (Linux procfs).
-pub fn port_listening(port: u16) -> bool {
-    let needle = format!(":{port:04X} ");
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
-        std::fs::read_to_string(table).is_ok_and(|text| {
-            text.lines().skip(1).any(|line| {
-                let mut cols = line.split_whitespace();
-                let local = cols.nth(1).unwrap_or("");
-                let state = cols.nth(1).unwrap_or("");
-                state == "0A" && format!("{local} ").ends_with(&needle)
-            })
-        })
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sees_a_listening_port_only_while_listening() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        assert!(port_listening(port));
-        drop(l);
-        assert!(!port_listening(port));
-    }
 }
