@@ -4,8 +4,22 @@ mod cli;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // wasmtime's errors capture a backtrace whenever std would: with
+    // RUST_BACKTRACE=1 in the environment, every "would block" a dyno's
+    // socket returns walked the stack (a third of the daemon's CPU under
+    // load). Panics still honour RUST_BACKTRACE; RUST_LIB_BACKTRACE=1 turns
+    // error backtraces back on.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet (the tokio runtime is built
+        // below), so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
+    std::process::exit(runtime.block_on(run()));
+}
+
+async fn run() -> i32 {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WDYNO_LOG")
@@ -14,12 +28,11 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let cli = cli::Cli::parse();
-    let code = match cli::run(cli).await {
+    match cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!(" !    {e:#}");
             1
         }
-    };
-    std::process::exit(code);
+    }
 }
