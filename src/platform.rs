@@ -112,6 +112,7 @@ impl Platform {
             cache_dir: home.join("cache/compiled"),
             max_memory: cfg.manager.memory,
             pooling: true,
+            epochs: true,
         })?);
         let bus = LogBus::new();
         let ports = PortBook::new();

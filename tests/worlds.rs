@@ -119,6 +119,7 @@ fn a_second_runtime_loads_compiled_components_from_the_cache() {
         cache_dir: cache.path().to_owned(),
         max_memory: 64 << 20,
         pooling: false,
+        epochs: true,
     };
     let component = built_app("probe").join("bin/web.wasm");
     let first = Runtime::new(&cfg).unwrap();

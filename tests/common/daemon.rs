@@ -75,6 +75,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's process id (benchmarks read its RSS and CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
     pub fn home(&self) -> &Path {
         self.home.path()
     }

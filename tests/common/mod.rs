@@ -148,6 +148,7 @@ pub fn runtime() -> Arc<Runtime> {
                 cache_dir: scratch().join("compiled"),
                 max_memory: DEFAULT_MEMORY,
                 pooling: true,
+                epochs: true,
             })
             .expect("wasm runtime"),
         )
@@ -167,6 +168,8 @@ pub struct Host {
     pub boot_timeout: Duration,
     pub egress: bool,
     pub determinism: Determinism,
+    /// The shared test runtime unless a test needs another.
+    pub runtime: Arc<Runtime>,
     leases: Vec<PortLease>,
     prepared: std::collections::HashMap<PathBuf, Arc<wdyno::dyno::Prepared>>,
 }
@@ -184,6 +187,7 @@ impl Host {
             boot_timeout: Duration::from_secs(20),
             egress: true,
             determinism: Determinism::default(),
+            runtime: runtime(),
             leases: Vec::new(),
             prepared: std::collections::HashMap::new(),
         }
@@ -203,7 +207,7 @@ impl Host {
         let prepared = self
             .prepared
             .entry(component.clone())
-            .or_insert_with(|| runtime().prepare(&component).expect("prepare component"))
+            .or_insert_with(|| self.runtime.prepare(&component).expect("prepare component"))
             .clone();
         let args: Vec<String> = argv
             .iter()
@@ -236,7 +240,7 @@ impl Host {
             grace: self.grace,
             stdin: None,
         };
-        let dyno = Dyno::start(runtime(), self.bus.clone(), launch);
+        let dyno = Dyno::start(self.runtime.clone(), self.bus.clone(), launch);
         if let Some(l) = lease {
             self.leases.push(l);
         }

@@ -1,0 +1,397 @@
+//! Figures measured against a real `wdyno daemon` process: the hello app
+//! as a dyno against itself native, the router against direct
+//! connections, `scale web=1000`, rollback, and a `wasi:http/proxy` dyno.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+
+use crate::common::daemon::Daemon;
+use crate::common::{self, repo};
+use crate::load::{self, Load, Target};
+use crate::native::{self, Native};
+use crate::{Plan, Row, Table, ms, ratio};
+
+/// The std::net hello app (`Connection: close`).
+pub const APP: &str = "hello";
+/// tests/apps/probe's web process: wstd, keep-alive, concurrent connections.
+pub const KEEP_ALIVE: &str = "ka";
+
+/// The daemon with the hello app (v1, `web=1`) and the keep-alive app
+/// deployed.
+pub struct Served {
+    pub daemon: Daemon,
+    api: String,
+    token: String,
+}
+
+impl Served {
+    pub async fn start() -> Served {
+        let daemon = Daemon::start(&[]);
+        let home = daemon.home().to_owned();
+        let read = |f: &str| {
+            std::fs::read_to_string(home.join(f))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        let served = Served {
+            api: read("api").trim_start_matches("http://").to_owned(),
+            token: read("api-token"),
+            daemon,
+        };
+        served.deploy(APP, "hello");
+        served.daemon.answers(APP, "/", "hello\n").await;
+        served.deploy(KEEP_ALIVE, "probe");
+        served
+            .daemon
+            .answers(KEEP_ALIVE, "/", "hello from web.1")
+            .await;
+        served
+    }
+
+    fn deploy(&self, app: &str, test_app: &str) {
+        self.daemon.cli(&["apps:create", app]).ok();
+        let dir = repo().join("tests/apps").join(test_app);
+        self.daemon
+            .cli(&["deploy", dir.to_str().unwrap(), "-a", app])
+            .ok();
+    }
+
+    /// One control API call: (status, JSON body).
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let tcp = tokio::net::TcpStream::connect(&self.api).await.unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.api)
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(
+                body.map(|b| b.to_string()).unwrap_or_default(),
+            )))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Sets the web formation and waits until exactly `n` web dynos are up
+    /// (polling `GET …/dynos` every 10 ms). Returns the time it took.
+    pub async fn scale(&self, app: &str, n: usize) -> Duration {
+        let t = Instant::now();
+        let (status, _) = self
+            .api(
+                "PATCH",
+                &format!("/apps/{app}/formation"),
+                Some(json!({"web": n})),
+            )
+            .await;
+        assert_eq!(status, 200, "scaling web to {n}");
+        let deadline = t + Duration::from_secs(120);
+        loop {
+            let ports = self.web_ports(app).await;
+            if ports.len() == n {
+                return t.elapsed();
+            }
+            assert!(Instant::now() < deadline, "web={n} never came up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The `$PORT`s of the web dynos that are up, if no other dyno is
+    /// still around.
+    pub async fn web_ports(&self, app: &str) -> Vec<SocketAddr> {
+        let (_, dynos) = self.api("GET", &format!("/apps/{app}/dynos"), None).await;
+        let dynos = dynos.as_array().cloned().unwrap_or_default();
+        let up: Vec<SocketAddr> = dynos
+            .iter()
+            .filter(|d| d["state"] == "up" && d["type"] == "web")
+            .filter_map(|d| d["port"].as_u64())
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p as u16)))
+            .collect();
+        if up.len() == dynos.len() {
+            up
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn routed(&self, app: &str, path: &str) -> Target {
+        Target::local(self.daemon.router, &format!("{app}.localhost"), path)
+    }
+
+    /// Load with the daemon's CPU time per request.
+    async fn load(&self, target: &Target, concurrency: usize, time: Duration) -> (Load, Duration) {
+        let pid = self.daemon.pid();
+        let before = native::cpu_time(pid);
+        let load = load::run(target, concurrency, time).await;
+        let cpu = native::cpu_time(pid).saturating_sub(before);
+        let per = cpu / u32::try_from(load.ok.max(1)).unwrap_or(u32::MAX);
+        (load, per)
+    }
+}
+
+fn rps(l: &Load) -> String {
+    format!("{:.0} req/s", l.rps())
+}
+
+/// The load generator's own ceiling: a trivial in-process hyper server.
+pub async fn ceiling(plan: &Plan, table: &mut Table) {
+    let port = load::trivial_server().await;
+    let l = load::run(
+        &Target::local(port, "localhost", "/"),
+        plan.concurrency,
+        plan.load_time,
+    )
+    .await;
+    assert_eq!(l.failed, 0, "the trivial server failed requests");
+    table.row(Row {
+        figure: format!(
+            "load generator ceiling (hyper client, {} connections, keep-alive)",
+            plan.concurrency
+        ),
+        wdyno: rps(&l),
+        baseline: "trivial in-process hyper server".into(),
+        ratio: "—".into(),
+        target: "—".into(),
+        met: None,
+    });
+}
+
+/// The hello app as a dyno against the same source built natively.
+pub async fn std_net(plan: &Plan, table: &mut Table, s: &Served, bin: &PathBuf) {
+    let port = native::free_port();
+    let _native = Native::spawn(bin, port);
+    native::wait_bound(port, Duration::from_secs(10));
+    let dyno = Target::new(s.web_ports(APP).await, "localhost", "/");
+    let native = Target::local(port, "localhost", "/");
+    let (c, t) = (plan.concurrency, plan.load_time);
+    let n = load::run(&native, c, t).await;
+    let d = load::run(&dyno, c, t).await;
+    assert_eq!((n.failed, d.failed), (0, 0), "hello app failed requests");
+    let r = d.rps() / n.rps();
+    table.row(Row {
+        figure: "Rust std::net app (hello, `Connection: close`), as a dyno".into(),
+        wdyno: rps(&d),
+        baseline: format!("native: {}", rps(&n)),
+        ratio: ratio(r),
+        target: "≥ 0.6x".into(),
+        met: Some(r >= 0.6),
+    });
+}
+
+/// Requests/s through the router to `n` web dynos of `app` against the
+/// same load straight to their ports, the daemon's CPU per request, and
+/// (for one dyno) the p99 latency the router adds at one connection.
+pub async fn router(plan: &Plan, table: &mut Table, s: &Served, app: &str, n: usize) {
+    s.scale(app, n).await;
+    let direct = Target::new(s.web_ports(app).await, "localhost", "/");
+    let routed = s.routed(app, "/");
+    let what = match app {
+        APP => "hello, `Connection: close`",
+        _ => "probe, keep-alive",
+    };
+    // At least one connection per dyno, so the direct load reaches every
+    // dyno as the router's does.
+    let (c, t) = (plan.concurrency.max(n), plan.load_time);
+    let (d, d_cpu) = s.load(&direct, c, t).await;
+    let (r, r_cpu) = s.load(&routed, c, t).await;
+    assert_eq!((d.failed, r.failed), (0, 0), "requests failed");
+    let x = r.rps() / d.rps();
+    table.row(Row {
+        figure: format!("requests/s through the router, {n} web dyno(s) ({what}), {c} connections"),
+        wdyno: rps(&r),
+        baseline: format!("direct to the dynos: {}", rps(&d)),
+        ratio: ratio(x),
+        target: "≥ 0.8x".into(),
+        met: Some(x >= 0.8),
+    });
+    let router_cpu = r_cpu.saturating_sub(d_cpu);
+    table.row(Row {
+        figure: format!("router CPU per request, {n} web dyno(s) ({what})"),
+        wdyno: format!("{:.1} µs", router_cpu.as_secs_f64() * 1e6),
+        baseline: format!(
+            "daemon CPU/request: routed {:.1} µs, direct {:.1} µs",
+            r_cpu.as_secs_f64() * 1e6,
+            d_cpu.as_secs_f64() * 1e6
+        ),
+        ratio: "—".into(),
+        target: "≤ 30 µs".into(),
+        met: Some(router_cpu <= Duration::from_micros(30)),
+    });
+    if n == 1 {
+        let d = load::run(&direct, 1, t).await;
+        let r = load::run(&routed, 1, t).await;
+        let (dp, rp) = (d.percentile(0.99), r.percentile(0.99));
+        let added = rp.saturating_sub(dp);
+        table.row(Row {
+            figure: format!("p99 latency added by the router ({what}, 1 connection)"),
+            wdyno: ms(added),
+            baseline: format!("direct p99 {}, routed p99 {}", ms(dp), ms(rp)),
+            ratio: "—".into(),
+            target: "< 1 ms".into(),
+            met: Some(added < Duration::from_millis(1)),
+        });
+    }
+}
+
+/// `scale web=N` from zero until every dyno is up, and the daemon's RSS
+/// growth.
+pub async fn scale(plan: &Plan, table: &mut Table, s: &Served) {
+    s.scale(APP, 0).await;
+    let pid = s.daemon.pid();
+    let before = native::rss_kib(pid);
+    let took = s.scale(APP, plan.scale).await;
+    let grown = native::rss_kib(pid).saturating_sub(before);
+    let per_gib = (plan.scale as u64 * 1024 * 1024) / grown.max(1);
+    // Scaled to 1000 dynos, so the quick run's figure compares too.
+    let at_1000 = grown as f64 * 1000.0 / plan.scale as f64 / 1024.0;
+    table.row(Row {
+        figure: format!("`scale web={}` until all up", plan.scale),
+        wdyno: format!("{:.3} s", took.as_secs_f64()),
+        baseline: "—".into(),
+        ratio: "—".into(),
+        target: "< 0.5 s (for 1000)".into(),
+        met: Some(took.as_secs_f64() * 1000.0 / plan.scale as f64 <= 0.5),
+    });
+    table.row(Row {
+        figure: format!("daemon RSS growth, {} idle hello dynos", plan.scale),
+        wdyno: format!(
+            "{:.1} MiB ({} KiB/dyno, {per_gib} dynos/GiB)",
+            grown as f64 / 1024.0,
+            grown / plan.scale as u64
+        ),
+        baseline: "—".into(),
+        ratio: "—".into(),
+        target: "< 100 MiB for 1000".into(),
+        met: Some(at_1000 < 100.0),
+    });
+    s.scale(APP, 1).await;
+}
+
+/// `releases:rollback` until the router serves the old release: v1 says
+/// `hello`, v2 (a config change) says `bonjour`; each rollback flips.
+pub async fn rollback(plan: &Plan, table: &mut Table, s: &Served) {
+    let (status, _) = s
+        .api(
+            "PATCH",
+            &format!("/apps/{APP}/config-vars"),
+            Some(json!({"GREETING": "bonjour"})),
+        )
+        .await;
+    assert_eq!(status, 200, "setting GREETING");
+    s.daemon.answers(APP, "/", "bonjour\n").await;
+    let mut times = Vec::new();
+    for i in 0..plan.rollbacks {
+        let (to, want) = if i % 2 == 0 {
+            ("v1", "hello\n")
+        } else {
+            ("v2", "bonjour\n")
+        };
+        let t = Instant::now();
+        let (status, _) = s
+            .api(
+                "POST",
+                &format!("/apps/{APP}/releases"),
+                Some(json!({"release": to})),
+            )
+            .await;
+        assert_eq!(status, 201, "rolling back to {to}");
+        let deadline = t + Duration::from_secs(30);
+        loop {
+            if s.daemon.get(APP, "/").await == (200, want.to_owned()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{to} never served");
+        }
+        times.push(t.elapsed());
+    }
+    times.sort_unstable();
+    let worst = *times.last().expect("at least one rollback");
+    table.row(Row {
+        figure: format!(
+            "`releases:rollback` until the old release serves (median of {})",
+            times.len()
+        ),
+        wdyno: ms(crate::percentile(&times, 0.5)),
+        baseline: format!("slowest: {}", ms(worst)),
+        ratio: "—".into(),
+        target: "< 100 ms".into(),
+        met: Some(worst < Duration::from_millis(100)),
+    });
+}
+
+/// A `wasi:http/proxy` dyno (tests/apps/rust-http) against the same
+/// component under `wasmtime serve`, when `wasmtime` is installed.
+pub async fn proxy(plan: &Plan, table: &mut Table, s: &Served) {
+    let app = "proxy";
+    s.deploy(app, "rust-http");
+    let (_, dynos) = s.api("GET", &format!("/apps/{app}/dynos"), None).await;
+    let port = dynos[0]["port"].as_u64().expect("proxy dyno port") as u16;
+    native::wait_bound(port, Duration::from_secs(30));
+    let target = Target::local(port, "localhost", "/");
+    let d = load::run(&target, plan.concurrency, plan.load_time).await;
+    assert_eq!(d.failed, 0, "proxy dyno failed requests");
+    let component = common::built_app("rust-http").join("bin/web.wasm");
+    let serve = wasmtime_serve(&component);
+    let (baseline, r, met) = match serve {
+        None => (
+            "`wasmtime serve`: skipped, `wasmtime` is not installed".to_owned(),
+            "—".to_owned(),
+            None,
+        ),
+        Some(mut child) => {
+            let port = child.1;
+            native::wait_bound(port, Duration::from_secs(60));
+            let w = load::run(
+                &Target::local(port, "localhost", "/"),
+                plan.concurrency,
+                plan.load_time,
+            )
+            .await;
+            let _ = child.0.kill();
+            let _ = child.0.wait();
+            let x = d.rps() / w.rps();
+            (
+                format!("`wasmtime serve`: {}", rps(&w)),
+                ratio(x),
+                Some(x >= 1.5),
+            )
+        }
+    };
+    table.row(Row {
+        figure: "`wasi:http/proxy` component (rust-http) as a dyno".into(),
+        wdyno: rps(&d),
+        baseline,
+        ratio: r,
+        target: "≥ 1.5x".into(),
+        met,
+    });
+}
+
+fn wasmtime_serve(component: &std::path::Path) -> Option<(std::process::Child, u16)> {
+    let port = native::free_port();
+    std::process::Command::new("wasmtime")
+        .arg("serve")
+        .arg(format!("--addr=127.0.0.1:{port}"))
+        .arg("-Scli")
+        .arg(component)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()
+        .map(|c| (c, port))
+}
