@@ -186,13 +186,37 @@ impl Platform {
             self.clone(),
             wait(stop_rx.clone()),
         ));
-        let router_task = tokio::spawn(crate::router::serve(
-            router,
+        // The router has a thread of its own: dynos busy on every worker
+        // thread cannot delay routing, and its CPU is its own to measure.
+        let router = router
+            .into_std()
+            .map_err(io("handing the router's socket to its thread"))?;
+        let (routes, bus, cfg) = (
             self.manager.routes().clone(),
             self.bus.clone(),
             self.router.clone(),
-            wait(stop_rx.clone()),
-        ));
+        );
+        let stop = wait(stop_rx.clone());
+        let (router_done, router_task) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("wdyno-router".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => return tracing::error!("starting the router's runtime: {e}"),
+                };
+                rt.block_on(async move {
+                    match TcpListener::from_std(router) {
+                        Ok(l) => crate::router::serve(l, routes, bus, cfg, stop).await,
+                        Err(e) => tracing::error!("router socket: {e}"),
+                    }
+                });
+                let _ = router_done.send(());
+            })
+            .map_err(io("starting the router's thread"))?;
         tracing::info!("API on http://{api_addr}, router on http://{router_addr}");
         self.manager.converge_all().await?;
         shutdown.await;
