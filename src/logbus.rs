@@ -87,6 +87,17 @@ impl fmt::Display for LogLine {
 /// stay) so a dyno cannot drive the terminal of whoever reads its logs, and
 /// cuts the line at [`MAX_LINE_BYTES`] on a character boundary.
 pub fn sanitize(text: &str) -> String {
+    // Most lines hold nothing to strip: copy them whole. (C1 controls,
+    // U+0080–U+009F, are 0xC2 0x80–0x9F in UTF-8.)
+    let clean = |b: &[u8]| {
+        b.iter().all(|&c| (c >= 0x20 && c != 0x7f) || c == b'\t')
+            && !b
+                .windows(2)
+                .any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1]))
+    };
+    if text.len() <= MAX_LINE_BYTES && clean(text.as_bytes()) {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len().min(MAX_LINE_BYTES));
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -234,6 +245,7 @@ mod tests {
         assert_eq!(sanitize("\u{1b}[31mred\u{1b}[0m ok"), "red ok");
         assert_eq!(sanitize("a\u{1b}]0;title\u{7}b"), "ab");
         assert_eq!(sanitize("tab\tbell\u{7}cr\r"), "tab\tbellcr");
+        assert_eq!(sanitize("c1\u{9b}31m é"), "c131m é");
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
     cfg.build_cache = args.build_cache;
     cfg.compile_timeout = Duration::from_secs(args.compile_timeout);
     let platform = Platform::open(cfg).with_context(|| format!("opening {}", home.display()))?;
+    // Installed before we say we are ready, so a SIGTERM sent the moment
+    // we are always takes the stop sequence, never the default action.
+    let shutdown = shutdown_signal()?;
     let api = bind(args.api_port, "control API").await?;
     let router = bind(args.router_port, "router").await?;
     // The CLI finds the daemon by these files: they exist before we say
@@ -68,7 +71,7 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
         api.local_addr()?,
         home.display()
     );
-    platform.run(api, router, shutdown_signal()).await?;
+    platform.run(api, router, shutdown).await?;
     eprintln!("wdyno daemon: stopped");
     Ok(())
 }
@@ -79,11 +82,16 @@ async fn bind(port: u16, what: &str) -> Result<tokio::net::TcpListener> {
     })
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+/// Resolves at the first SIGTERM or SIGINT; the handlers are installed
+/// when this is called, not when the future is first polled.
+pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }

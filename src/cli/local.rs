@@ -73,6 +73,8 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
         .unwrap_or_else(|| home.path().to_owned())
         .join("wdyno/build");
     cfg.build_cache = Some(cache);
+    // Before anything is served: Ctrl-C always takes the stop sequence.
+    let ctrl_c = super::daemon::shutdown_signal()?;
     let platform = Platform::open(cfg)?;
     let api = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let router = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
@@ -126,7 +128,7 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
 
     let color = std::io::stdout().is_terminal();
     let mut palette: BTreeMap<String, &str> = BTreeMap::new();
-    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut ctrl_c = std::pin::pin!(ctrl_c);
     let mut stopping = false;
     let mut running = running;
     let outcome = loop {
