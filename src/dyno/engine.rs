@@ -94,9 +94,14 @@ fn engine_config(max_memory: usize, pooling: bool, epochs: bool) -> Config {
         pool.total_tables(4_000);
         pool.total_stacks(2_000);
         pool.max_memory_size(max_memory);
-        // Memories past what a dyno touches are decommitted on reuse, so a
-        // slot keeps only what its last user needed resident.
-        pool.linear_memory_keep_resident(64 * 1024);
+        // A freed slot keeps up to 1 MiB of its memory resident and resets
+        // only the pages its last user dirtied (found with Linux's
+        // PAGEMAP_SCAN where the kernel has it): a proxy dyno's per-request
+        // instance then reuses a warm slot instead of paying `madvise` and
+        // page faults each time (12% of its CPU with 64 KiB kept).
+        pool.linear_memory_keep_resident(1 << 20);
+        pool.table_keep_resident(64 << 10);
+        pool.pagemap_scan(wasmtime::Enabled::Auto);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     }
     config
