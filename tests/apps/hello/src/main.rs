@@ -4,8 +4,11 @@
 //! - `GET /` answers `$GREETING` (default `hello`), so a benchmark can tell
 //!   releases apart by their config;
 //! - `GET /cpu?n=N` counts the primes below `N` with a sieve: a CPU-bound
-//!   handler.
+//!   handler whose hot loop is three instructions long;
+//! - `GET /render?n=N` renders an HTML table of `N` rows and answers its
+//!   length: CPU-bound the way a templating handler is.
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 
@@ -38,11 +41,16 @@ fn serve(mut stream: TcpStream, buf: &mut [u8], greeting: &str) {
     }
     let head = String::from_utf8_lossy(&buf[..len]);
     let target = head.split(' ').nth(1).unwrap_or("/");
-    let reply = match target.strip_prefix("/cpu?n=").map(str::parse::<usize>) {
-        Some(Ok(n)) => response("200 OK", &format!("{}\n", primes_below(n))),
-        Some(Err(_)) => response("400 Bad Request", "n must be a number\n"),
-        None if target == "/" => response("200 OK", &format!("{greeting}\n")),
-        None => response("404 Not Found", "not found\n"),
+    let (route, n) = match target.split_once("?n=") {
+        Some((route, n)) => (route, n.parse::<usize>().ok()),
+        None => (target, None),
+    };
+    let reply = match (route, n) {
+        ("/", _) => response("200 OK", &format!("{greeting}\n")),
+        ("/cpu", Some(n)) => response("200 OK", &format!("{}\n", primes_below(n))),
+        ("/render", Some(n)) => response("200 OK", &format!("{}\n", render(n))),
+        ("/cpu" | "/render", None) => response("400 Bad Request", "n must be a number\n"),
+        _ => response("404 Not Found", "not found\n"),
     };
     let _ = stream.write_all(&reply);
 }
@@ -76,4 +84,18 @@ fn primes_below(n: usize) -> usize {
         }
     }
     count
+}
+
+fn render(rows: usize) -> usize {
+    let mut html = String::from("<table>\n");
+    for i in 0..rows {
+        let id = (i as u32).wrapping_mul(2_654_435_761);
+        let _ = writeln!(
+            html,
+            "<tr><td>{i}</td><td>item-{id:08x}</td><td>{:.2}</td></tr>",
+            i as f64 / 7.0
+        );
+    }
+    html.push_str("</table>\n");
+    html.len()
 }
