@@ -170,16 +170,15 @@ async fn bench() {
         served::std_net(&plan, &mut table, &s, &bin).await;
     }
     if want("router") {
-        let apps = match only
-            .as_ref()
-            .is_some_and(|o| o.iter().any(|n| n == "keep-alive"))
-        {
+        // `router` runs both apps at 1 and at N dynos; adding `keep-alive`
+        // or `many` to `--only` narrows it (for profiling one case).
+        let narrowed = |name: &str| only.as_ref().is_some_and(|o| o.iter().any(|n| n == name));
+        let apps = match narrowed("keep-alive") {
             true => vec![served::KEEP_ALIVE],
             false => vec![served::KEEP_ALIVE, served::APP],
         };
-        let skip_one = only.as_ref().is_some_and(|o| o.iter().any(|n| n == "many"));
         for app in apps {
-            if !skip_one {
+            if !narrowed("many") {
                 served::router(&plan, &mut table, &s, app, 1).await;
             }
             served::router(&plan, &mut table, &s, app, plan.many).await;
