@@ -37,9 +37,7 @@ async fn until_logged(d: &Daemon, app: &str, ps: &str, want: &str) {
 async fn every_example_deploys_and_answers_or_logs() {
     let d = Daemon::start(&[]);
     for app in ["rust-web", "rust-http", "js-web", "rust-worker", "prebuilt"] {
-        d.cli(&["apps:create", app]).ok();
-        let dir = repo().join("examples").join(app);
-        let out = d.cli(&["deploy", dir.to_str().unwrap(), "-a", app]).ok();
+        let out = d.create_and_deploy(app, &repo().join("examples").join(app));
         assert!(out.stdout.contains("Released v1"), "{app}: {}", out.stdout);
     }
     d.answers("rust-web", "/", "Hello from rust-web on web.1\n")

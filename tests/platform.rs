@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
@@ -24,11 +23,6 @@ fn prebuilt(procfile: &str) -> tempfile::TempDir {
     .unwrap();
     std::fs::write(dir.path().join("Procfile"), procfile).unwrap();
     dir
-}
-
-fn deploy(d: &Daemon, app: &str, dir: &Path) {
-    d.cli(&["apps:create", app]).ok();
-    d.cli(&["deploy", dir.to_str().unwrap(), "-a", app]).ok();
 }
 
 fn ps(d: &Daemon, app: &str) -> Vec<Value> {
@@ -118,7 +112,7 @@ async fn the_api_needs_its_token_and_dynos_cannot_reach_it() {
 
     // A dyno trying the API and router ports over real sockets.
     let app = prebuilt("web: bin/web\nworker: bin/worker\n");
-    deploy(&d, "nosy", app.path());
+    d.create_and_deploy("nosy", app.path());
     let api_port = api.rsplit(':').next().unwrap();
     let router = d.router.to_string();
     let out = d
@@ -164,7 +158,7 @@ async fn the_api_needs_its_token_and_dynos_cannot_reach_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scale_to_ten_spreads_requests_uniformly() {
     let d = Daemon::start(&["--router-seed", "7"]);
-    deploy(&d, "probe", &repo().join("tests/apps/probe"));
+    d.create_and_deploy("probe", &repo().join("tests/apps/probe"));
     let out = d.cli(&["ps:scale", "web=10", "-a", "probe"]).ok();
     assert_eq!(out.stdout, "Scaling dynos... done, now running web=10\n");
     until("10 web dynos up", 60, || all_up(&d, "probe", 10)).await;
@@ -198,7 +192,7 @@ async fn scale_to_ten_spreads_requests_uniformly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn router_errors_have_their_codes() {
     let d = Daemon::start(&["--request-timeout", "1"]);
-    deploy(&d, "probe", &repo().join("tests/apps/probe"));
+    d.create_and_deploy("probe", &repo().join("tests/apps/probe"));
     until("web up", 30, || all_up(&d, "probe", 1)).await;
     let mut c = Client::connect(d.router).await;
     // The dyno closes the connection without answering: H13.
@@ -215,7 +209,7 @@ async fn router_errors_have_their_codes() {
     assert_eq!(c.get_host("probe.localhost", "/").await.0, 503);
     // Web dynos that crash at boot: H10.
     let crashing = prebuilt("web: bin/worker exit 1\n");
-    deploy(&d, "crashy", crashing.path());
+    d.create_and_deploy("crashy", crashing.path());
     until("crashed", 30, || {
         ps(&d, "crashy")
             .first()
@@ -253,7 +247,7 @@ async fn router_errors_have_their_codes() {
 async fn a_crashing_dyno_restarts_then_backs_off() {
     let d = Daemon::start(&[]);
     let app = prebuilt("web: bin/web\nworker: bin/worker exit 1\n");
-    deploy(&d, "flaky", app.path());
+    d.create_and_deploy("flaky", app.path());
     d.cli(&["ps:scale", "worker=1", "-a", "flaky"]).ok();
     let lines = until("four crashes", 30, || {
         let l = log_lines(&d, "flaky", &["--ps", "worker.1", "--source", "wdyno"]);
@@ -299,7 +293,7 @@ async fn a_crashing_dyno_restarts_then_backs_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_restart_brings_back_the_same_formation_and_release() {
     let mut d = Daemon::start(&[]);
-    deploy(&d, "probe", &repo().join("tests/apps/probe"));
+    d.create_and_deploy("probe", &repo().join("tests/apps/probe"));
     d.cli(&["config:set", "GREETING=back", "-a", "probe"]).ok();
     d.cli(&["ps:scale", "web=2", "-a", "probe"]).ok();
     until("2 up", 30, || all_up(&d, "probe", 2)).await;
@@ -315,7 +309,7 @@ async fn a_deploy_under_steady_traffic_fails_no_request() {
     let d = Daemon::start(&[]);
     let a = prebuilt("web: bin/web\n");
     std::fs::write(a.path().join("VERSION"), "A").unwrap();
-    deploy(&d, "steady", a.path());
+    d.create_and_deploy("steady", a.path());
     d.cli(&["ps:scale", "web=2", "-a", "steady"]).ok();
     until("2 up", 30, || all_up(&d, "steady", 2)).await;
     let router = d.router;
@@ -370,7 +364,7 @@ async fn a_deploy_under_steady_traffic_fails_no_request() {
 async fn run_echoes_stdin_and_returns_the_tasks_exit_code() {
     let d = Daemon::start(&[]);
     let app = prebuilt("web: bin/web\n");
-    deploy(&d, "tasks", app.path());
+    d.create_and_deploy("tasks", app.path());
     let mut child = std::process::Command::new(common::daemon::WDYNO)
         .args([
             "run",
@@ -408,7 +402,7 @@ async fn run_echoes_stdin_and_returns_the_tasks_exit_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_follow_one_dyno_and_a_stuck_reader_does_not_slow_the_router() {
     let d = Daemon::start(&[]);
-    deploy(&d, "probe", &repo().join("tests/apps/probe"));
+    d.create_and_deploy("probe", &repo().join("tests/apps/probe"));
     d.cli(&["ps:scale", "web=2", "-a", "probe"]).ok();
     until("2 up", 30, || all_up(&d, "probe", 2)).await;
 
@@ -478,7 +472,7 @@ async fn logs_follow_one_dyno_and_a_stuck_reader_does_not_slow_the_router() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_router_refuses_smuggling_and_oversized_heads() {
     let d = Daemon::start(&[]);
-    deploy(&d, "probe", &repo().join("tests/apps/probe"));
+    d.create_and_deploy("probe", &repo().join("tests/apps/probe"));
     until("web up", 30, || all_up(&d, "probe", 1)).await;
     let router = format!("127.0.0.1:{}", d.router);
     // Content-Length and Transfer-Encoding together, with a second request

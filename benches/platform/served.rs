@@ -54,11 +54,8 @@ impl Served {
     }
 
     fn deploy(&self, app: &str, test_app: &str) {
-        self.daemon.cli(&["apps:create", app]).ok();
-        let dir = repo().join("tests/apps").join(test_app);
         self.daemon
-            .cli(&["deploy", dir.to_str().unwrap(), "-a", app])
-            .ok();
+            .create_and_deploy(app, &repo().join("tests/apps").join(test_app));
     }
 
     /// One control API call: (status, JSON body).

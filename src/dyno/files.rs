@@ -110,7 +110,7 @@ fn remove_dir(dir: &Path) -> Result<(), DynoError> {
 }
 
 /// Copies a directory tree of regular files and directories.
-pub fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

@@ -240,12 +240,12 @@ impl Dyno {
             let reporter = Arc::new(reporter);
             let ended = match launch.prepared.pre {
                 engine::Pre::Command(_) => {
-                    let signals = task_signals;
-                    command::run(runtime, bus, launch, signals, files.clone(), &reporter).await
+                    let files = files.clone();
+                    command::run(runtime, bus, launch, task_signals, files, &reporter).await
                 }
                 engine::Pre::Proxy(_) => {
-                    let (signals, rep) = (task_signals, reporter.clone());
-                    proxy::run(runtime, bus, launch, signals, files.clone(), rep).await
+                    let files = files.clone();
+                    proxy::run(runtime, bus, launch, task_signals, files, reporter.clone()).await
                 }
             };
             // The files go before the final state is reported: `down` means

@@ -171,11 +171,6 @@ impl Sandbox {
         env
     }
 
-    /// The dyno's root on the host: it holds exactly `app/` and `tmp/`.
-    pub fn root(&self) -> PathBuf {
-        self.work_dir.clone()
-    }
-
     /// A store for one instance of this dyno: WASI context, limits, clocks.
     pub(crate) fn store(
         &self,

@@ -105,6 +105,12 @@ impl Daemon {
         }
     }
 
+    /// Creates `app` and deploys `dir` to it; fails unless both succeed.
+    pub fn create_and_deploy(&self, app: &str, dir: &Path) -> Out {
+        self.cli(&["apps:create", app]).ok();
+        self.cli(&["deploy", dir.to_str().unwrap(), "-a", app]).ok()
+    }
+
     /// `GET path` through the router for `app`.
     pub async fn get(&self, app: &str, path: &str) -> (u16, String) {
         let mut c = super::Client::connect(self.router).await;
