@@ -10,6 +10,7 @@ use wasmtime_wasi::I32Exit;
 use super::engine::EPOCH_TICK;
 use super::engine::Pre;
 use super::files::DynoFiles;
+use super::lifecycle::Watched;
 use super::output::DynoOutput;
 use super::{
     Cause, Ended, Exit, Launch, Reporter, Runtime, STATUS_KILLED, STATUS_TERMINATED,
@@ -48,7 +49,7 @@ pub(crate) async fn run(
         let command = pre.instantiate_async(&mut store).await?;
         command.wasi_cli_run().call_run(&mut store).await
     };
-    tokio::pin!(guest);
+    let mut guest = Watched::new(guest, signals.clone());
 
     if !launch.web {
         reporter.set(State::Up);
@@ -88,7 +89,7 @@ pub(crate) async fn run(
             // SIGTERM handler would; one that keeps computing runs until the
             // deadline kills it.
             _ = idle_check.tick(), if kill_at.is_some() && !signals.drains() => {
-                if signals.idle_for(EPOCH_TICK * 3) {
+                if signals.parked() {
                     break None;
                 }
             }

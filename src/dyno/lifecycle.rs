@@ -2,8 +2,11 @@
 //! dyno learns it is being stopped, and the shared flags the stop sequence
 //! reads back.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tokio::sync::watch;
@@ -29,10 +32,13 @@ pub struct Signals {
     stop: watch::Sender<Option<Instant>>,
     /// The guest subscribed to stop: it drains, so it gets the whole grace.
     pub(crate) drains: AtomicBool,
-    /// When the guest was last seen running wasm at an epoch tick, in
-    /// nanoseconds since `born`.
-    busy_at: AtomicU64,
-    born: Instant,
+    /// The guest hit an epoch deadline during the current poll of its
+    /// future: it gave up the thread while computing.
+    yielded: AtomicBool,
+    /// The last poll of the guest's future returned pending without an
+    /// epoch yield: the guest is parked in the host (a socket, a timer,
+    /// stdin).
+    parked: AtomicBool,
     /// A memory grow went past the quota.
     pub(crate) over_quota: AtomicBool,
     /// The guest has put a socket on `$PORT` in listening mode.
@@ -44,8 +50,8 @@ impl Default for Signals {
         Signals {
             stop: watch::channel(None).0,
             drains: AtomicBool::new(false),
-            busy_at: AtomicU64::new(0),
-            born: Instant::now(),
+            yielded: AtomicBool::new(false),
+            parked: AtomicBool::new(false),
             over_quota: AtomicBool::new(false),
             listening: watch::channel(false).0,
         }
@@ -67,18 +73,17 @@ impl Signals {
         *self.stop.borrow()
     }
 
-    /// Records that the guest was running wasm at an epoch tick.
-    pub(crate) fn saw_busy(&self) {
-        let nanos = self.born.elapsed().as_nanos() as u64;
-        self.busy_at.store(nanos.max(1), Ordering::Relaxed);
+    /// Records, from the epoch deadline callback, that the guest is giving
+    /// up the thread while running wasm.
+    pub(crate) fn saw_yield(&self) {
+        self.yielded.store(true, Ordering::Relaxed);
     }
 
-    /// Whether the guest has not been seen computing for `quiet`: it is
-    /// parked in the host (waiting on a socket, a timer, stdin).
-    pub fn idle_for(&self, quiet: std::time::Duration) -> bool {
-        let busy = self.busy_at.load(Ordering::Relaxed);
-        let now = self.born.elapsed().as_nanos() as u64;
-        busy == 0 || now.saturating_sub(busy) > quiet.as_nanos() as u64
+    /// Whether the guest is parked in the host rather than computing, as of
+    /// the last poll of its future (see [`Watched`]). This does not depend
+    /// on how promptly the thread or the epoch ticker were scheduled.
+    pub fn parked(&self) -> bool {
+        self.parked.load(Ordering::Relaxed)
     }
 
     pub fn drains(&self) -> bool {
@@ -95,6 +100,37 @@ impl Signals {
 
     pub fn watch_listening(&self) -> watch::Receiver<bool> {
         self.listening.subscribe()
+    }
+}
+
+/// A guest's future, watched: after each poll that returns pending it
+/// records whether the guest yielded at an epoch deadline (computing) or is
+/// waiting on a host future (parked).
+pub(crate) struct Watched<F> {
+    inner: Pin<Box<F>>,
+    signals: Arc<Signals>,
+}
+
+impl<F> Watched<F> {
+    pub(crate) fn new(inner: F, signals: Arc<Signals>) -> Self {
+        Watched {
+            inner: Box::pin(inner),
+            signals,
+        }
+    }
+}
+
+impl<F: Future> Future for Watched<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.signals.yielded.store(false, Ordering::Relaxed);
+        let poll = self.inner.as_mut().poll(cx);
+        if poll.is_pending() {
+            let computing = self.signals.yielded.load(Ordering::Relaxed);
+            self.signals.parked.store(!computing, Ordering::Relaxed);
+        }
+        poll
     }
 }
 

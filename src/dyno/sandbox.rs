@@ -217,11 +217,11 @@ impl Sandbox {
         let mut store = Store::new(engine, data);
         store.limiter(|d| &mut d.quota);
         store.set_hostcall_fuel(HOSTCALL_FUEL);
-        // A busy guest yields to others every epoch tick; each tick it is
-        // seen running wasm is recorded, which is how the stop sequence
-        // tells a computing guest from one parked in the host.
+        // A busy guest yields to others every epoch tick; each such yield
+        // is recorded, which is how the stop sequence tells a computing
+        // guest from one parked in the host.
         store.epoch_deadline_callback(|cx| {
-            cx.data().signals.saw_busy();
+            cx.data().signals.saw_yield();
             Ok(wasmtime::UpdateDeadline::Yield(1))
         });
         store.set_epoch_deadline(1);
