@@ -57,12 +57,7 @@ fn deploy(d: &Daemon, app: &str, dir: &Path) -> Out {
 }
 
 fn releases(d: &Daemon, app: &str) -> Vec<Value> {
-    let out = d.cli(&["releases", "-a", app, "--json"]).ok();
-    serde_json::from_str::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    d.json(&["releases", "-a", app]).as_array().unwrap().clone()
 }
 
 fn types(release: &Value) -> Vec<String> {
@@ -251,8 +246,7 @@ async fn bad_procfiles_and_failing_builds_create_no_release() {
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("cargo build failed"), "{}", out.stdout);
     assert!(releases(&d, "bad").is_empty());
-    let builds = d.cli(&["builds", "-a", "bad", "--json"]).ok();
-    let builds: Value = serde_json::from_str(&builds.stdout).unwrap();
+    let builds = d.json(&["builds", "-a", "bad"]);
     assert_eq!(builds.as_array().unwrap().len(), 6);
     assert!(
         builds
@@ -290,8 +284,7 @@ async fn a_failing_release_phase_keeps_the_previous_release_live() {
         (rel[0]["status"].as_str(), rel[1]["status"].as_str()),
         (Some("succeeded"), Some("failed"))
     );
-    let ps = d.cli(&["ps", "-a", "phase", "--json"]).ok();
-    let ps: Value = serde_json::from_str(&ps.stdout).unwrap();
+    let ps = d.json(&["ps", "-a", "phase"]);
     assert_eq!(ps[0]["release"], 1, "dynos stay on v1");
     d.answers("phase", "/", "hello from rust-http web.1").await;
 }

@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use common::daemon::{Daemon, WDYNO};
-use common::repo;
+use common::{repo, stdout_lines};
 
 fn logs(d: &Daemon, app: &str, ps: &str) -> Vec<String> {
     let out = d
@@ -99,13 +98,7 @@ async fn wdyno_local_serves_an_example_until_interrupted() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
+    let rx = stdout_lines(&mut child);
     let port: u16 = loop {
         let l = rx
             .recv_timeout(Duration::from_secs(120))

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
-use common::{Client, built_app, repo};
+use common::{Client, built_app, repo, stdout_lines};
 use serde_json::Value;
 
 fn prebuilt(procfile: &str) -> tempfile::TempDir {
@@ -26,12 +26,7 @@ fn prebuilt(procfile: &str) -> tempfile::TempDir {
 }
 
 fn ps(d: &Daemon, app: &str) -> Vec<Value> {
-    let out = d.cli(&["ps", "-a", app, "--json"]).ok();
-    serde_json::from_str::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    d.json(&["ps", "-a", app]).as_array().unwrap().clone()
 }
 
 /// Polls a state through the CLI until `pred` holds, failing at a deadline.
@@ -423,14 +418,7 @@ async fn logs_follow_one_dyno_and_a_stuck_reader_does_not_slow_the_router() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = tail.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(l);
-        }
-    });
+    let rx = stdout_lines(&mut tail);
 
     let started = Instant::now();
     let mut c = Client::connect(d.router).await;

@@ -89,6 +89,13 @@ impl Daemon {
         self.cli_in(None, args)
     }
 
+    /// Runs a CLI command with `--json`; it must succeed. Its output, parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cli(&[args, &["--json"]].concat()).ok();
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?} --json printed no JSON ({e}): {}", out.stdout))
+    }
+
     pub fn cli_in(&self, dir: Option<&Path>, args: &[&str]) -> Out {
         let mut cmd = Command::new(WDYNO);
         cmd.args(args)

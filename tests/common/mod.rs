@@ -313,6 +313,20 @@ pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Outp
         .unwrap_or_else(|_| panic!("{what}: not within {secs} s"))
 }
 
+/// A child's stdout, line by line, read on a thread of its own so a test
+/// can wait on it with a deadline (`recv_timeout`).
+pub fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let out = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    rx
+}
+
 /// One HTTP/1.1 GET over a fresh connection: (status, body).
 pub async fn get(port: u16, path: &str) -> (u16, String) {
     let mut client = Client::connect(port).await;
