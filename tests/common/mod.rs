@@ -123,9 +123,13 @@ fn source_stamp(src: &Path) -> String {
                     .unwrap()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap();
+                // Relative to the repo, so a second checkout (a git
+                // worktree) with the same files and times reuses the build.
+                let path = e.path();
+                let rel = path.strip_prefix(repo()).unwrap_or(&path);
                 acc.push(format!(
                     "{} {} {}",
-                    e.path().display(),
+                    rel.display(),
                     md.len(),
                     mtime.as_nanos()
                 ));
