@@ -50,6 +50,8 @@ pub struct PlatformConfig {
     pub slug_limits: Limits,
     /// Buildpack caches (default `$WDYNO_HOME/cache/build`).
     pub build_cache: Option<PathBuf>,
+    /// The operator's narrowing of the host's dyno capacity.
+    pub capacity: crate::dyno::CapacityConfig,
 }
 
 impl PlatformConfig {
@@ -61,6 +63,7 @@ impl PlatformConfig {
             compile_timeout: crate::buildpack::DEFAULT_COMPILE_TIMEOUT,
             slug_limits: Limits::default(),
             build_cache: None,
+            capacity: Default::default(),
         }
     }
 }
@@ -113,7 +116,9 @@ impl Platform {
             max_memory: cfg.manager.memory,
             pooling: true,
             epochs: true,
+            capacity: cfg.capacity,
         })?);
+        tracing::info!("{}", runtime.slots().capacity().describe());
         let bus = LogBus::new();
         let ports = PortBook::new();
         let manager = Manager::new(
@@ -148,6 +153,15 @@ impl Platform {
             token,
             router: cfg.router,
         }))
+    }
+
+    /// This host's name, as `wdyno hosts` shows it.
+    pub fn host_name(&self) -> String {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".into())
     }
 
     /// Reserves the platform's ports and writes `api` and `router` for the

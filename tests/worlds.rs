@@ -120,6 +120,7 @@ fn a_second_runtime_loads_compiled_components_from_the_cache() {
         max_memory: 64 << 20,
         pooling: false,
         epochs: true,
+        capacity: Default::default(),
     };
     let component = built_app("probe").join("bin/web.wasm");
     let first = Runtime::new(&cfg).unwrap();

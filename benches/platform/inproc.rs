@@ -73,6 +73,7 @@ pub async fn epochs(plan: &Plan, table: &mut Table, app: &Path) {
             max_memory: DEFAULT_MEMORY,
             pooling: true,
             epochs: false,
+            capacity: Default::default(),
         })
         .expect("a runtime without epochs"),
     );

@@ -69,6 +69,11 @@ impl From<crate::manager::ManagerError> for ApiError {
             crate::manager::ManagerError::NoSuchDyno { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
             }
+            crate::manager::ManagerError::Capacity(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "capacity_exceeded",
+                e.to_string(),
+            ),
             other => ApiError::bad(other.to_string()),
         }
     }
@@ -181,6 +186,15 @@ async fn handle(p: Arc<Platform>, req: Request<Incoming>) -> Reply {
     let parts: Vec<&str> = path.split('/').skip(1).collect();
     let method = req.method().clone();
     match (&method, parts.as_slice()) {
+        (&Method::GET, ["hosts"]) => Ok(json_reply(
+            StatusCode::OK,
+            &json!([{
+                "name": p.host_name(),
+                "state": "up",
+                "heartbeat_at": chrono::Utc::now(),
+                "capacity": p.manager.capacity(),
+            }]),
+        )),
         (&Method::GET, ["apps"]) => {
             let apps = p.ledger.apps()?;
             Ok(json_reply(StatusCode::OK, &apps))
@@ -294,8 +308,7 @@ async fn handle(p: Arc<Platform>, req: Request<Incoming>) -> Reply {
                 })?;
                 changes.insert(ty, n as u32);
             }
-            let formation = p.ledger.scale(&app, &changes)?;
-            p.manager.converge(&app).await?;
+            let formation = p.manager.scale(&app, &changes).await?;
             Ok(json_reply(StatusCode::OK, &formation))
         }
         (&Method::GET, ["apps", app, "dynos"]) => {

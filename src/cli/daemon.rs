@@ -43,6 +43,14 @@ pub struct DaemonArgs {
     /// Seconds a buildpack's bin/compile may run.
     #[arg(long, default_value_t = 900)]
     pub compile_timeout: u64,
+    /// Hold at most this many dynos, fewer than the host's limits allow
+    /// (they are printed at start).
+    #[arg(long, env = "WDYNO_CAPACITY")]
+    pub capacity: Option<u32>,
+    /// Most dynos one app may run on this host (default: half the host's
+    /// capacity, so no one app can take all of it).
+    #[arg(long, env = "WDYNO_MAX_APP_DYNOS")]
+    pub max_app_dynos: Option<u32>,
 }
 
 pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
@@ -56,6 +64,11 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
     cfg.router.seed = args.router_seed;
     cfg.build_cache = args.build_cache;
     cfg.compile_timeout = Duration::from_secs(args.compile_timeout);
+    cfg.capacity = wdyno::dyno::CapacityConfig {
+        dynos: args.capacity,
+        per_app: args.max_app_dynos,
+    };
+    let open_files = wdyno::dyno::capacity::raise_open_files_limit();
     let platform = Platform::open(cfg).with_context(|| format!("opening {}", home.display()))?;
     // Installed before we say we are ready, so a SIGTERM sent the moment
     // we are always takes the stop sequence, never the default action.
@@ -70,6 +83,10 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
         router.local_addr()?.port(),
         api.local_addr()?,
         home.display()
+    );
+    eprintln!(
+        "wdyno daemon: {} (open files {open_files})",
+        platform.manager.runtime().slots().capacity().describe()
     );
     platform.run(api, router, shutdown).await?;
     eprintln!("wdyno daemon: stopped");

@@ -111,6 +111,8 @@ pub enum Cmd {
     GitRemote(AppArg),
     /// List dynos.
     Ps(AppArg),
+    /// List the platform's hosts: state, last heartbeat, dynos and capacity.
+    Hosts,
     /// Scale process types: web=3 worker=1…
     #[command(name = "ps:scale", alias = "scale")]
     Scale {

@@ -268,6 +268,48 @@ pub async fn run(client: &Client, cmd: Cmd, json_out: bool) -> Result<()> {
                 }
                 println!();
             }
+            let hosts: Value = client.get("/hosts").await?;
+            for h in hosts.as_array().into_iter().flatten() {
+                let c = &h["capacity"];
+                println!(
+                    "Host {}: {} of {} dyno slots in use (capacity set by {})",
+                    h["name"].as_str().unwrap_or(""),
+                    c["formations"]
+                        .as_u64()
+                        .unwrap_or(0)
+                        .max(c["running"].as_u64().unwrap_or(0)),
+                    c["capacity"],
+                    c["limit"].as_str().unwrap_or("")
+                );
+            }
+        }
+        Cmd::Hosts => {
+            let hosts: Value = client.get("/hosts").await?;
+            if json_out {
+                print_json(&hosts);
+                return Ok(());
+            }
+            println!("=== Hosts");
+            for h in hosts.as_array().into_iter().flatten() {
+                let c = &h["capacity"];
+                let at = h["heartbeat_at"].as_str().unwrap_or("");
+                println!(
+                    "{}: {} (heartbeat {}) dynos {} running, {} in formations, capacity {} (+{} for wasi:http/proxy requests, {} per app)",
+                    h["name"].as_str().unwrap_or(""),
+                    h["state"].as_str().unwrap_or(""),
+                    ago(at),
+                    c["running"],
+                    c["formations"],
+                    c["capacity"],
+                    c["proxy_reserve"],
+                    c["per_app"]
+                );
+                println!(
+                    "  capacity set by {}: {}",
+                    c["limit"].as_str().unwrap_or(""),
+                    c["how_to_raise"].as_str().unwrap_or("")
+                );
+            }
         }
         Cmd::Scale { changes, app } => {
             let app = resolve(&app)?;

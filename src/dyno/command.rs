@@ -44,6 +44,23 @@ pub(crate) async fn run(
             return Ended::failed(e.to_string());
         }
     };
+    // A slot of the host's capacity, held while the guest runs. Waiting for
+    // one is not the app's fault, so the boot timeout starts after it.
+    let mut stop = signals.watch_stop();
+    let weight = launch.prepared.weight;
+    let _slot = match runtime.slots().try_dyno(weight) {
+        Ok(slot) => slot,
+        Err(_) => {
+            signals.queued.send_replace(true);
+            reporter.log("Waiting for a free dyno slot: this host's dyno capacity is in use");
+            tokio::select! {
+                slot = runtime.slots().dyno(weight) => slot,
+                _ = stop.wait_for(Option::is_some) => {
+                    return Ended { exit: Exit { status: STATUS_TERMINATED, cause: Cause::Terminated }, stopped: true };
+                }
+            }
+        }
+    };
     let pre = pre.clone();
     let guest = async move {
         let command = pre.instantiate_async(&mut store).await?;
@@ -56,7 +73,6 @@ pub(crate) async fn run(
     }
     let boot_deadline = TokioInstant::now() + launch.boot_timeout;
     let mut listening = signals.watch_listening();
-    let mut stop = signals.watch_stop();
     let mut kill_at: Option<TokioInstant> = None;
     // While stopping a guest that does not drain: how often to look whether
     // it has gone idle (and so takes SIGTERM's default action).

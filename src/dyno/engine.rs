@@ -19,6 +19,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::DynoError;
+use super::capacity::{self, Capacity, CapacityConfig, HostLimits, Slots};
 use super::sandbox::DynoData;
 use super::world::{self, World};
 
@@ -44,6 +45,8 @@ pub struct RuntimeConfig {
     /// stop deadline kills it. Always on in the platform; off only to
     /// measure what it costs (`cargo bench`).
     pub epochs: bool,
+    /// The operator's narrowing of the host's capacity.
+    pub capacity: CapacityConfig,
 }
 
 /// The compiler and linker shared by every dyno of a platform.
@@ -52,6 +55,7 @@ pub struct Runtime {
     linker: Linker<DynoData>,
     cache_dir: PathBuf,
     pooling: bool,
+    slots: Slots,
     compilations: std::sync::atomic::AtomicU64,
     ticker: Option<std::thread::JoinHandle<()>>,
     stop_ticker: Arc<std::sync::atomic::AtomicBool>,
@@ -63,6 +67,8 @@ pub struct Prepared {
     pub path: PathBuf,
     /// sha256 of the component's bytes.
     pub digest: String,
+    /// Instance slots one instance of it takes (see [`capacity`]).
+    pub weight: u32,
     pub(crate) pre: Pre,
 }
 
@@ -80,19 +86,29 @@ impl Prepared {
     }
 }
 
-fn engine_config(max_memory: usize, pooling: bool, epochs: bool) -> Config {
+/// Instances, memories, tables and stacks of the pool, per slot. A slot is
+/// one linear memory and one fiber stack; components of Rust and
+/// StarlingMonkey have a few small core instances and tables around their
+/// one memory. Core and component instances are only counted by the pool,
+/// so their share is generous; tables reserve 160 KiB of address space each.
+const CORE_INSTANCES_PER_SLOT: u32 = 16;
+const TABLES_PER_SLOT: u32 = 4;
+
+fn engine_config(max_memory: usize, pooling: Option<&Capacity>, epochs: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(epochs);
     config.max_wasm_stack(MAX_WASM_STACK);
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-    if pooling {
+    if let Some(cap) = pooling {
+        // Sized from the host's capacity, not constants: every slot the
+        // platform hands out has its memory, tables and stack here.
         let mut pool = wasmtime::PoolingAllocationConfig::default();
-        pool.total_component_instances(2_000);
-        pool.total_core_instances(4_000);
-        pool.total_memories(4_000);
-        pool.total_tables(4_000);
-        pool.total_stacks(2_000);
+        pool.total_component_instances(cap.slots);
+        pool.total_core_instances(cap.slots.saturating_mul(CORE_INSTANCES_PER_SLOT));
+        pool.total_memories(cap.slots);
+        pool.total_tables(cap.slots.saturating_mul(TABLES_PER_SLOT));
+        pool.total_stacks(cap.slots);
         pool.max_memory_size(max_memory);
         // A freed slot keeps up to 1 MiB of its memory resident and resets
         // only the pages its last user dirtied (found with Linux's
@@ -110,14 +126,17 @@ fn engine_config(max_memory: usize, pooling: bool, epochs: bool) -> Config {
 impl Runtime {
     /// Builds the engine and linker and starts the epoch ticker.
     pub fn new(cfg: &RuntimeConfig) -> Result<Self, DynoError> {
+        let capacity = capacity::plan(&HostLimits::read(), &cfg.capacity);
         let (engine, pooling) = match cfg.pooling {
-            true => match Engine::new(&engine_config(cfg.max_memory, true, cfg.epochs)) {
-                Ok(engine) => (engine, true),
-                Err(e) => {
-                    tracing::warn!("pooling allocator unavailable, using on-demand: {e:#}");
-                    (Self::plain_engine(cfg)?, false)
+            true => {
+                match Engine::new(&engine_config(cfg.max_memory, Some(&capacity), cfg.epochs)) {
+                    Ok(engine) => (engine, true),
+                    Err(e) => {
+                        tracing::warn!("pooling allocator unavailable, using on-demand: {e:#}");
+                        (Self::plain_engine(cfg)?, false)
+                    }
                 }
-            },
+            }
             false => (Self::plain_engine(cfg)?, false),
         };
         let mut linker = Linker::new(&engine);
@@ -160,6 +179,7 @@ impl Runtime {
             linker,
             cache_dir: cfg.cache_dir.clone(),
             pooling,
+            slots: Slots::new(capacity),
             compilations: Default::default(),
             ticker: Some(ticker),
             stop_ticker,
@@ -167,7 +187,7 @@ impl Runtime {
     }
 
     fn plain_engine(cfg: &RuntimeConfig) -> Result<Engine, DynoError> {
-        Engine::new(&engine_config(cfg.max_memory, false, cfg.epochs)).map_err(DynoError::host)
+        Engine::new(&engine_config(cfg.max_memory, None, cfg.epochs)).map_err(DynoError::host)
     }
 
     /// How many components this runtime has compiled (not loaded from the
@@ -185,6 +205,11 @@ impl Runtime {
         &self.engine
     }
 
+    /// The host's capacity and the slots of running instances.
+    pub fn slots(&self) -> &Slots {
+        &self.slots
+    }
+
     /// Compiles (or loads from the cache) the component at `path`, checks
     /// its world and links its imports.
     pub fn prepare(&self, path: &Path) -> Result<Arc<Prepared>, DynoError> {
@@ -196,6 +221,7 @@ impl Runtime {
         let digest = hex::encode(Sha256::digest(&bytes));
         let component = self.compile_cached(path, &digest, &bytes)?;
         let world = world::detect(path, &self.engine, &component)?;
+        let weight = weight(&component);
         let instance_pre =
             self.linker
                 .instantiate_pre(&component)
@@ -223,6 +249,7 @@ impl Runtime {
         Ok(Arc::new(Prepared {
             path: path.to_owned(),
             digest,
+            weight,
             pre,
         }))
     }
@@ -276,6 +303,16 @@ impl Runtime {
         // SAFETY: just produced by this engine from these bytes.
         unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(invalid)
     }
+}
+
+/// Slots one instance of `component` takes: one per linear memory, or per
+/// four tables, at least one.
+fn weight(component: &Component) -> u32 {
+    component.resources_required().map_or(1, |r| {
+        r.num_memories
+            .max(r.num_tables.div_ceil(TABLES_PER_SLOT))
+            .max(1)
+    })
 }
 
 impl Drop for Runtime {

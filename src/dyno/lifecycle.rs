@@ -43,6 +43,8 @@ pub struct Signals {
     pub(crate) over_quota: AtomicBool,
     /// The guest has put a socket on `$PORT` in listening mode.
     pub(crate) listening: watch::Sender<bool>,
+    /// The dyno waits for a free slot: the host's capacity is in use.
+    pub(crate) queued: watch::Sender<bool>,
 }
 
 impl Default for Signals {
@@ -54,6 +56,7 @@ impl Default for Signals {
             parked: AtomicBool::new(false),
             over_quota: AtomicBool::new(false),
             listening: watch::channel(false).0,
+            queued: watch::channel(false).0,
         }
     }
 }
@@ -100,6 +103,10 @@ impl Signals {
 
     pub fn watch_listening(&self) -> watch::Receiver<bool> {
         self.listening.subscribe()
+    }
+
+    pub fn watch_queued(&self) -> watch::Receiver<bool> {
+        self.queued.subscribe()
     }
 }
 

@@ -3,6 +3,8 @@
 //!
 //! - [`engine`]: the one `Engine`/`Linker`, compiled-component cache,
 //!   *prepare per release*.
+//! - [`capacity`]: how many dynos the host holds and the slots each
+//!   running instance takes.
 //! - [`world`]: command or proxy, told from the component.
 //! - [`sandbox`]: everything one dyno may do, built in one place.
 //! - [`ports`], [`egress`]: who may bind and reach which port.
@@ -11,6 +13,7 @@
 //! - [`command`], [`proxy`]: *instantiate per dyno* (or per request), the
 //!   state machine, and the stop sequence.
 
+pub mod capacity;
 pub mod command;
 pub mod egress;
 pub mod engine;
@@ -29,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+pub use capacity::{Capacity, CapacityConfig, Limit};
 pub use engine::{Prepared, Runtime, RuntimeConfig};
 pub use lifecycle::Signals;
 pub use ports::{PortBook, PortLease};
@@ -304,6 +308,17 @@ impl Dyno {
                 status: STATUS_KILLED,
                 cause: Cause::Failed("dyno task ended without a status".into()),
             },
+        }
+    }
+
+    /// Waits until the dyno is `up` or has to wait for a free slot (the
+    /// host is full), or returns the state it ended in. A dyno it replaces
+    /// may then go at once, to free the slot.
+    pub async fn wait_up_or_queued(&self) {
+        let mut queued = self.signals.watch_queued();
+        tokio::select! {
+            _ = self.wait_up() => {}
+            _ = queued.wait_for(|q| *q) => {}
         }
     }
 

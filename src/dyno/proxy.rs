@@ -39,6 +39,8 @@ struct Server {
     signals: Arc<Signals>,
     reporter: Arc<Reporter>,
     args: Vec<String>,
+    /// Slots one request's instance takes.
+    weight: u32,
 }
 
 pub(crate) async fn run(
@@ -76,6 +78,7 @@ pub(crate) async fn run(
         signals: signals.clone(),
         reporter: reporter.clone(),
         args: launch.args.clone(),
+        weight: launch.prepared.weight,
     });
     reporter.set(State::Up);
 
@@ -151,6 +154,12 @@ impl Server {
         self: Arc<Self>,
         req: hyper::Request<Incoming>,
     ) -> Result<hyper::Response<Body>, String> {
+        // A slot of the proxy reserve, held until the handler is done.
+        let slot = self
+            .runtime
+            .slots()
+            .proxy(&self.sandbox.app, self.weight)
+            .await;
         let mut store = self
             .sandbox
             .store(
@@ -177,6 +186,7 @@ impl Server {
         // The guest may go on streaming the body after it sets the
         // response, so it runs in a task of its own.
         let task = tokio::spawn(async move {
+            let _slot = slot;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()

@@ -139,6 +139,17 @@ impl Daemon {
         panic!("{app}{path} never answered {want:?}; last answer {last:?}");
     }
 
+    /// `ps --json`: the app's dynos.
+    pub fn ps(&self, app: &str) -> Vec<serde_json::Value> {
+        self.json(&["ps", "-a", app]).as_array().unwrap().clone()
+    }
+
+    /// `Some(())` once the app has exactly `n` dynos, all up.
+    pub fn all_up(&self, app: &str, n: usize) -> Option<()> {
+        let list = self.ps(app);
+        (list.len() == n && list.iter().all(|x| x["state"] == "up")).then_some(())
+    }
+
     /// Asks the daemon to stop (SIGTERM) and waits for it.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("daemon running");

@@ -153,6 +153,7 @@ pub fn runtime() -> Arc<Runtime> {
                 max_memory: DEFAULT_MEMORY,
                 pooling: true,
                 epochs: true,
+                capacity: Default::default(),
             })
             .expect("wasm runtime"),
         )
@@ -307,6 +308,21 @@ impl Lines {
         })
         .await;
         found.unwrap_or_else(|_| panic!("no matching log line within {deadline:?}"))
+    }
+}
+
+/// Polls a state until `f` returns `Some`, failing the test at a deadline.
+pub async fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
