@@ -34,13 +34,16 @@ pub const MAPS_PER_SLOT: u64 = 7;
 /// Maps kept for the daemon itself: threads, libraries, the allocator's
 /// arenas, sled, buildpack runs.
 pub const MAP_RESERVE: u64 = 4096;
-/// Descriptors one dyno holds when idle and routed to: its `$PORT`
-/// listener and one pooled router connection (both ends are ours).
-pub const FDS_PER_SLOT: u64 = 3;
-/// Descriptors the platform always keeps for itself (API, router clients,
-/// the ledger, log streams, builds), at least this many, or an eighth of
-/// the limit if that is more.
+/// Descriptors a dyno needs at the least: its `$PORT` listener. Everything
+/// guests open, listeners included, comes from the guests' pool (see
+/// [`super::fds`]).
+pub const FDS_PER_SLOT: u64 = 1;
+/// Descriptors the platform always keeps for itself (API, router clients
+/// and its pooled connections to dynos, the ledger, log streams, builds):
+/// at least this many, or an eighth of the limit if that is more.
 pub const FD_RESERVE_MIN: u64 = 1024;
+/// Most files and sockets one dyno may hold open (a common `ulimit -n`).
+pub const FDS_PER_DYNO: u32 = 1024;
 /// Address space one linear-memory slot reserves: wasmtime's default 4 GiB
 /// reservation (bounds checks elided) plus its 32 MiB guard.
 pub const SLOT_ADDRESS_SPACE: u64 = (4 << 30) + (32 << 20);
@@ -172,6 +175,11 @@ pub struct Capacity {
     pub per_app: u32,
     /// The limit that set `slots`.
     pub limit: Limit,
+    /// Descriptors guests may hold host-wide (all but the platform's
+    /// reserve), one app (half, or two per dyno it may run) and one dyno.
+    pub guest_fds: u32,
+    pub fds_per_app: u32,
+    pub fds_per_dyno: u32,
 }
 
 impl Capacity {
@@ -208,7 +216,9 @@ pub fn plan(host: &HostLimits, cfg: &CapacityConfig) -> Capacity {
         .saturating_sub(MAP_RESERVE)
         / MAPS_PER_SLOT;
     let fd_reserve = FD_RESERVE_MIN.max(host.open_files / 8);
-    let fds = host.open_files.saturating_sub(fd_reserve) / FDS_PER_SLOT;
+    let guest_fds = host.open_files.saturating_sub(fd_reserve).max(2);
+    let fds = guest_fds / FDS_PER_SLOT;
+    let guest_fds = guest_fds.min(u64::from(u32::MAX)) as u32;
     let space = host.address_space / ADDRESS_SPACE_SHARE / SLOT_ADDRESS_SPACE;
     let (mut slots, mut limit) = [
         (maps, Limit::MapCount),
@@ -238,6 +248,11 @@ pub fn plan(host: &HostLimits, cfg: &CapacityConfig) -> Capacity {
         proxy,
         per_app,
         limit,
+        guest_fds,
+        fds_per_app: (guest_fds / 2)
+            .max(per_app.saturating_mul(2))
+            .min(guest_fds),
+        fds_per_dyno: FDS_PER_DYNO.min(guest_fds / 2).max(1),
     }
 }
 
@@ -362,12 +377,17 @@ mod tests {
 
     #[test]
     fn the_smallest_limit_sets_capacity_and_is_named() {
-        // This machine: 65 530 maps, 20 000 descriptors.
-        let c = plan(&host(65_530, 20_000), &CapacityConfig::default());
+        // Few descriptors: they decide.
+        let c = plan(&host(65_530, 4096), &CapacityConfig::default());
         assert_eq!(c.limit, Limit::OpenFiles);
-        assert_eq!(c.slots, ((20_000 - 2_500) / 3) as u32);
-        // Descriptors raised to fs.nr_open: the maps decide.
-        let c = plan(&host(65_530, 1 << 20), &CapacityConfig::default());
+        assert_eq!(c.slots, 4096 - 1024);
+        assert_eq!(
+            (c.guest_fds, c.fds_per_app, c.fds_per_dyno),
+            (3072, 2880, 1024)
+        );
+        // This machine: 65 530 maps, 20 000 descriptors; the maps decide.
+        let c = plan(&host(65_530, 20_000), &CapacityConfig::default());
+        assert_eq!(c.guest_fds, 20_000 - 2_500);
         assert_eq!(c.limit, Limit::MapCount);
         assert_eq!(c.slots, ((65_530 - 300 - 4096) / 7) as u32);
         assert_eq!(c.proxy, 256);
@@ -414,6 +434,9 @@ mod tests {
             proxy: 4,
             per_app: 2,
             limit: Limit::Operator,
+            guest_fds: 16,
+            fds_per_app: 8,
+            fds_per_dyno: 4,
         });
         let _a = slots.try_dyno(1).unwrap();
         let _b = slots.try_dyno(1).unwrap();

@@ -32,7 +32,7 @@ pub(crate) async fn run(
     let sb = &launch.sandbox;
     let output = DynoOutput::new(bus, &sb.app, &sb.dyno);
     let mut store = match sb.store(
-        runtime.engine(),
+        &runtime,
         &launch.args,
         &output,
         signals.clone(),

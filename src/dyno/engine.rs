@@ -20,6 +20,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::DynoError;
 use super::capacity::{self, Capacity, CapacityConfig, HostLimits, Slots};
+use super::fds::FdPool;
 use super::sandbox::DynoData;
 use super::world::{self, World};
 
@@ -56,6 +57,7 @@ pub struct Runtime {
     cache_dir: PathBuf,
     pooling: bool,
     slots: Slots,
+    fds: Arc<FdPool>,
     compilations: std::sync::atomic::AtomicU64,
     ticker: Option<std::thread::JoinHandle<()>>,
     stop_ticker: Arc<std::sync::atomic::AtomicBool>,
@@ -151,6 +153,9 @@ impl Runtime {
             |d| d,
         )
         .map_err(DynoError::host)?;
+        // Every file and socket a guest opens is counted against its
+        // budget.
+        super::fds::add_to_linker(&mut linker).map_err(DynoError::host)?;
         linker.allow_shadowing(false);
         std::fs::create_dir_all(&cfg.cache_dir).map_err(|e| DynoError::Io {
             what: format!("creating {}", cfg.cache_dir.display()),
@@ -180,6 +185,11 @@ impl Runtime {
             cache_dir: cfg.cache_dir.clone(),
             pooling,
             slots: Slots::new(capacity),
+            fds: FdPool::new(
+                capacity.guest_fds,
+                capacity.fds_per_app,
+                capacity.fds_per_dyno,
+            ),
             compilations: Default::default(),
             ticker: Some(ticker),
             stop_ticker,
@@ -203,6 +213,11 @@ impl Runtime {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The descriptors guests may hold.
+    pub fn fds(&self) -> &Arc<FdPool> {
+        &self.fds
     }
 
     /// The host's capacity and the slots of running instances.

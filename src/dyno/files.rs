@@ -129,7 +129,18 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 /// exactly `app/` and `tmp/`.
 impl preopens::Host for DynoData {
     fn get_directories(&mut self) -> wasmtime::Result<Vec<(Resource<Descriptor>, String)>> {
-        let root = self.files.open_root()?;
+        // The root is a descriptor too; with none left the guest sees no
+        // preopens (its file operations then fail) rather than a trap.
+        if self.fds.take().is_err() {
+            return Ok(Vec::new());
+        }
+        let root = match self.files.open_root() {
+            Ok(root) => root,
+            Err(e) => {
+                self.fds.give();
+                return Err(e.into());
+            }
+        };
         let dir = Dir::new(
             root,
             FsPerms::ReadWrite,

@@ -8,6 +8,7 @@
 //! - [`world`]: command or proxy, told from the component.
 //! - [`sandbox`]: everything one dyno may do, built in one place.
 //! - [`ports`], [`egress`]: who may bind and reach which port.
+//! - [`fds`]: the files and sockets guests may hold open.
 //! - [`output`]: stdout/stderr → log lines.
 //! - [`lifecycle`]: `wdyno:dyno/lifecycle`, the stop signal.
 //! - [`command`], [`proxy`]: *instantiate per dyno* (or per request), the
@@ -17,6 +18,7 @@ pub mod capacity;
 pub mod command;
 pub mod egress;
 pub mod engine;
+pub mod fds;
 pub mod files;
 pub mod lifecycle;
 pub mod output;

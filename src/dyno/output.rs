@@ -53,6 +53,15 @@ impl DynoOutput {
         }
     }
 
+    /// The log bus the lines go to.
+    pub fn bus(&self) -> LogBus {
+        self.inner
+            .lock()
+            .expect("dyno output lock poisoned")
+            .bus
+            .clone()
+    }
+
     /// A stream for stdout or stderr; both share this dyno's rate budget.
     pub fn stream(&self) -> LineStream {
         LineStream {

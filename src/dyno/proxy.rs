@@ -163,7 +163,7 @@ impl Server {
         let mut store = self
             .sandbox
             .store(
-                self.runtime.engine(),
+                &self.runtime,
                 &self.args,
                 &self.output,
                 self.signals.clone(),

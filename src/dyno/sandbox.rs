@@ -86,6 +86,8 @@ pub struct DynoData {
     hooks: EgressHooks,
     pub(crate) files: Arc<DynoFiles>,
     pub(crate) table: ResourceTable,
+    /// Files and sockets this store holds, against the host's budget.
+    pub(crate) fds: super::fds::DynoFds,
     quota: Quota,
     pub(crate) signals: SharedSignals,
 }
@@ -174,7 +176,7 @@ impl Sandbox {
     /// A store for one instance of this dyno: WASI context, limits, clocks.
     pub(crate) fn store(
         &self,
-        engine: &wasmtime::Engine,
+        runtime: &super::Runtime,
         args: &[String],
         output: &DynoOutput,
         signals: SharedSignals,
@@ -202,19 +204,21 @@ impl Sandbox {
         let hooks = EgressHooks::new(self.ports.clone(), self.port, self.egress);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_HANDLES);
+        let fds = runtime.fds().dyno(&self.app, &self.dyno, output.bus());
         let data = DynoData {
             wasi: b.build(),
             http: WasiHttpCtx::new(),
             hooks,
             files,
             table,
+            fds,
             quota: Quota {
                 memory: self.memory,
                 signals: signals.clone(),
             },
             signals,
         };
-        let mut store = Store::new(engine, data);
+        let mut store = Store::new(runtime.engine(), data);
         store.limiter(|d| &mut d.quota);
         store.set_hostcall_fuel(HOSTCALL_FUEL);
         // A busy guest yields to others every epoch tick; each such yield
