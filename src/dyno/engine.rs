@@ -151,6 +151,8 @@ impl Runtime {
             |d| d,
         )
         .map_err(DynoError::host)?;
+        // Binds moved to loopback, ENOSPC noticed for the disk quota.
+        super::shadows::add_to_linker(&mut linker).map_err(DynoError::host)?;
         linker.allow_shadowing(false);
         std::fs::create_dir_all(&cfg.cache_dir).map_err(|e| DynoError::Io {
             what: format!("creating {}", cfg.cache_dir.display()),

@@ -8,6 +8,9 @@
 //! - [`world`]: command or proxy, told from the component.
 //! - [`sandbox`]: everything one dyno may do, built in one place.
 //! - [`ports`], [`egress`]: who may bind and reach which port.
+//! - [`files`], [`disk`]: a dyno's `/app` + `/tmp`, and its disk quota.
+//! - `shadows`: the WASI calls wrapped around wasmtime-wasi's (binds moved
+//!   to loopback, `ENOSPC` noticed).
 //! - [`output`]: stdout/stderr → log lines.
 //! - [`lifecycle`]: `wdyno:dyno/lifecycle`, the stop signal.
 //! - [`command`], [`proxy`]: *instantiate per dyno* (or per request), the
@@ -15,6 +18,7 @@
 
 pub mod capacity;
 pub mod command;
+pub mod disk;
 pub mod egress;
 pub mod engine;
 pub mod files;
@@ -23,6 +27,7 @@ pub mod output;
 pub mod ports;
 pub mod proxy;
 pub mod sandbox;
+mod shadows;
 pub mod world;
 
 use std::fmt;
@@ -237,9 +242,22 @@ impl Dyno {
         tokio::spawn(async move {
             let one_off = launch.one_off;
             // Laid out when the dyno first asks for its files.
+            let (app, dyno) = (launch.sandbox.app.clone(), launch.sandbox.dyno.clone());
+            let log = bus.clone();
             let files = Arc::new(DynoFiles::new(
                 launch.sandbox.files.clone(),
                 launch.sandbox.work_dir.clone(),
+                launch.sandbox.disk,
+                move |quota| {
+                    log.platform(
+                        &app,
+                        &dyno,
+                        &format!(
+                            "Error: disk quota of {} MiB reached (/app + /tmp)",
+                            quota >> 20
+                        ),
+                    )
+                },
             ));
             let reporter = Arc::new(reporter);
             let ended = match launch.prepared.pre {

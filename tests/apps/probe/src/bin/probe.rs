@@ -3,7 +3,7 @@
 //! `bin/probe write /app/x A , read /app/x , sleep 1000`.
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::Duration;
 
 fn main() {
@@ -62,6 +62,42 @@ fn run(cmd: &str, args: &[&str]) {
             };
             match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
                 Ok(_) => println!("ok"),
+                Err(e) => err(e),
+            }
+        }
+        ("udp", [addr]) => {
+            // One datagram out, one back (the test's echo socket answers).
+            let addr = match addr.to_socket_addrs().map(|mut a| a.next()) {
+                Ok(Some(a)) => a,
+                Ok(None) => return println!("error: NotFound"),
+                Err(e) => return err(e),
+            };
+            match udp_ping(addr) {
+                Ok(reply) => println!("ok {reply}"),
+                Err(e) => err(e),
+            }
+        }
+        ("fill", [path, mib]) => {
+            // Writes 1 MiB at a time until an error or `mib` MiB.
+            let max: usize = mib.parse().unwrap_or(0);
+            let chunk = vec![7u8; 1 << 20];
+            let mut file = match std::fs::File::create(path) {
+                Ok(f) => f,
+                Err(e) => return err(e),
+            };
+            let mut written = 0;
+            let res = loop {
+                if written == max {
+                    break Ok(());
+                }
+                match file.write_all(&chunk) {
+                    Ok(()) => written += 1,
+                    Err(e) => break Err(e),
+                }
+            };
+            println!("wrote {written} MiB");
+            match res {
+                Ok(()) => println!("no error"),
                 Err(e) => err(e),
             }
         }
@@ -133,6 +169,15 @@ fn run(cmd: &str, args: &[&str]) {
             std::process::exit(2);
         }
     }
+}
+
+fn udp_ping(to: SocketAddr) -> std::io::Result<String> {
+    let local = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let sock = UdpSocket::bind(local)?;
+    sock.send_to(b"ping", to)?;
+    let mut buf = [0u8; 64];
+    let (n, _) = sock.recv_from(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 /// `symlink(2)` from wasi-libc (std's wrapper is still unstable).
