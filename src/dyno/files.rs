@@ -77,6 +77,11 @@ impl DynoFiles {
         }
     }
 
+    /// Whether this dyno's files live on a quota'd tmpfs.
+    pub(crate) fn has_quota(&self) -> bool {
+        self.quota.is_some()
+    }
+
     /// A guest's write failed with `ENOSPC`: with a quota, that is the
     /// quota reached (the tmpfs is the only filesystem the dyno writes).
     pub(crate) fn out_of_space(&self) {

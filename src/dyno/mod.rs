@@ -7,7 +7,8 @@
 //!   running instance takes.
 //! - [`world`]: command or proxy, told from the component.
 //! - [`sandbox`]: everything one dyno may do, built in one place.
-//! - [`ports`], [`egress`]: who may bind and reach which port.
+//! - [`ports`], [`fence`], [`egress`]: who may bind and reach which port
+//!   and address.
 //! - [`files`], [`disk`]: a dyno's `/app` + `/tmp`, and its disk quota.
 //! - `shadows`: the WASI calls wrapped around wasmtime-wasi's (binds moved
 //!   to loopback, `ENOSPC` noticed).
@@ -21,6 +22,7 @@ pub mod command;
 pub mod disk;
 pub mod egress;
 pub mod engine;
+pub mod fence;
 pub mod files;
 pub mod lifecycle;
 pub mod output;

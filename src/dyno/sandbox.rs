@@ -10,7 +10,7 @@
 //! what a dyno can reach.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -25,6 +25,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::DynoError;
 use super::egress::EgressHooks;
+use super::fence::host_only;
 use super::files::DynoFiles;
 use super::lifecycle::SharedSignals;
 use super::output::{DynoOutput, OutputPipe};
@@ -274,7 +275,7 @@ impl Sandbox {
 /// The socket policy, as one pure function.
 ///
 /// Binds: only `$PORT`, and only on loopback (the bind itself is moved
-/// there by [`bind_address`]: the router is the dyno's only way in).
+/// there by [`super::fence::bind_address`]: the router is the dyno's only way in).
 /// Connections and datagrams: never to a platform port or another dyno's
 /// port; to a host-only address ([`host_only`]) only on a port the operator
 /// opened (or the dyno's own `$PORT`); elsewhere only with egress.
@@ -305,46 +306,6 @@ pub fn socket_allowed(
             }
         }
         SocketAddrUse::UdpBind => outgoing && port == 0,
-    }
-}
-
-/// Whether `ip` names this host or its link rather than the network:
-/// loopback, "this host" (`0.0.0.0/8`, `::`, which Linux connects to
-/// loopback), link-local (`169.254.0.0/16`, `fe80::/10`, where cloud
-/// metadata services live); IPv4-mapped and -compatible IPv6 forms too.
-pub fn host_only(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.octets()[0] == 0 || v4.is_link_local(),
-        IpAddr::V6(v6) => {
-            if v6.is_loopback() || v6.is_unspecified() || v6.is_unicast_link_local() {
-                return true;
-            }
-            let s = v6.segments();
-            let embedded = match s {
-                [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0, 0, ..] => Some(Ipv4Addr::new(
-                    (s[6] >> 8) as u8,
-                    s[6] as u8,
-                    (s[7] >> 8) as u8,
-                    s[7] as u8,
-                )),
-                _ => None,
-            };
-            embedded.is_some_and(|v4| host_only(IpAddr::V4(v4)))
-        }
-    }
-}
-
-/// Where a guest's bind of `addr` really goes: any bind of a port (in
-/// practice `$PORT`, the only one [`socket_allowed`] lets through) lands on
-/// the loopback address of its family, so a dyno listening on `0.0.0.0` or
-/// `[::]` is reachable through the router only, never from the network.
-/// Port 0 is left alone: that is a socket about to connect out, which must
-/// keep its wildcard source address.
-pub fn bind_address(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        _ if addr.port() == 0 => addr,
-        SocketAddr::V4(a) => SocketAddr::from((Ipv4Addr::LOCALHOST, a.port())),
-        SocketAddr::V6(a) => SocketAddr::from((Ipv6Addr::LOCALHOST, a.port())),
     }
 }
 
@@ -492,46 +453,5 @@ mod tests {
         }
         assert!(socket_allowed(&book, own, false, at(0), TcpBind));
         assert!(socket_allowed(&book, own, false, at(0), UdpBind));
-    }
-
-    #[test]
-    fn binds_land_on_loopback_only() {
-        let own = Some(40_000);
-        let book = PortBook::new();
-        use SocketAddrUse::*;
-        for (asked, got) in [
-            ("0.0.0.0:40000", "127.0.0.1:40000"),
-            ("192.0.2.2:40000", "127.0.0.1:40000"),
-            ("127.0.0.1:40000", "127.0.0.1:40000"),
-            ("[::]:40000", "[::1]:40000"),
-            ("[fd00::2]:40000", "[::1]:40000"),
-            ("0.0.0.0:0", "0.0.0.0:0"),
-            ("[::]:0", "[::]:0"),
-        ] {
-            assert_eq!(bind_address(addr(asked)), addr(got), "{asked}");
-        }
-        // Should the rewrite ever be bypassed, the policy refuses a
-        // non-loopback bind of $PORT.
-        assert!(!socket_allowed(
-            &book,
-            own,
-            true,
-            addr("0.0.0.0:40000"),
-            TcpBind
-        ));
-        assert!(!socket_allowed(
-            &book,
-            own,
-            true,
-            addr("[::]:40000"),
-            TcpListen
-        ));
-        assert!(socket_allowed(
-            &book,
-            own,
-            true,
-            addr("[::1]:40000"),
-            TcpListen
-        ));
     }
 }

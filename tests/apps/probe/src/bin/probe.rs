@@ -77,9 +77,10 @@ fn run(cmd: &str, args: &[&str]) {
                 Err(e) => err(e),
             }
         }
-        ("fill", [path, mib]) => {
-            // Writes 1 MiB at a time until an error or `mib` MiB.
-            let max: usize = mib.parse().unwrap_or(0);
+        ("fill", [how, path, mib]) => {
+            // Writes 1 MiB at a time until an error or `mib` MiB: through
+            // `write` (a stream, in wasi-libc) or `pwrite`.
+            let max: u64 = mib.parse().unwrap_or(0);
             let chunk = vec![7u8; 1 << 20];
             let mut file = match std::fs::File::create(path) {
                 Ok(f) => f,
@@ -90,7 +91,11 @@ fn run(cmd: &str, args: &[&str]) {
                 if written == max {
                     break Ok(());
                 }
-                match file.write_all(&chunk) {
+                let res = match *how {
+                    "pwrite" => pwrite_all(&file, &chunk, written << 20),
+                    _ => file.write_all(&chunk),
+                };
+                match res {
                     Ok(()) => written += 1,
                     Err(e) => break Err(e),
                 }
@@ -98,7 +103,7 @@ fn run(cmd: &str, args: &[&str]) {
             println!("wrote {written} MiB");
             match res {
                 Ok(()) => println!("no error"),
-                Err(e) => err(e),
+                Err(e) => println!("error: {:?} (errno {:?})", e.kind(), e.raw_os_error()),
             }
         }
         ("symlink", [target, link]) => match symlink(target, link) {
@@ -178,6 +183,25 @@ fn udp_ping(to: SocketAddr) -> std::io::Result<String> {
     let mut buf = [0u8; 64];
     let (n, _) = sock.recv_from(&mut buf)?;
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// `pwrite(2)` from wasi-libc (positioned writes are still unstable in
+/// std on wasi), until all of `buf` is written.
+fn pwrite_all(file: &std::fs::File, mut buf: &[u8], mut at: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        fn pwrite(fd: i32, buf: *const u8, len: usize, offset: i64) -> isize;
+    }
+    while !buf.is_empty() {
+        // SAFETY: `buf` is valid for `len` bytes; the fd is open.
+        let n = unsafe { pwrite(file.as_raw_fd(), buf.as_ptr(), buf.len(), at as i64) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        buf = &buf[n as usize..];
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// `symlink(2)` from wasi-libc (std's wrapper is still unstable).
