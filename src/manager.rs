@@ -500,6 +500,7 @@ impl Manager {
             dyno: name.to_string(),
             port,
             inflight: inflight.clone(),
+            v6: dyno.listens_v6(),
         });
         self.watch(app.clone(), name.clone(), id, dyno.clone(), backend, lease);
         Ok(Slot {

@@ -179,6 +179,10 @@ async fn another_user_cannot_read_a_dynos_files() {
     within(10, "worker.1 stops", w.dyno.wait()).await;
 }
 
+/// 127.0.0.1 and ::1 as `/proc/net/tcp{,6}` print them.
+const V4_LOOPBACK: &str = "0100007F";
+const V6_LOOPBACK: &str = "00000000000000000000000001000000";
+
 /// `LISTEN` sockets on `port` in `/proc/net/tcp{,6}`, as local addresses in
 /// the kernel's hex.
 fn listening(port: u16) -> Vec<String> {
@@ -221,12 +225,12 @@ async fn web_listens_on_loopback_only(bind: Option<&str>, want: &str) {
 
 #[tokio::test]
 async fn web_dyno_bound_on_0_0_0_0_listens_on_loopback_only() {
-    web_listens_on_loopback_only(None, "0100007F").await;
+    web_listens_on_loopback_only(None, V4_LOOPBACK).await;
 }
 
 #[tokio::test]
 async fn web_dyno_bound_on_v6_wildcard_listens_on_v6_loopback_only() {
-    web_listens_on_loopback_only(Some("[::]"), "00000000000000000000000001000000").await;
+    web_listens_on_loopback_only(Some("[::]"), V6_LOOPBACK).await;
 }
 
 /// Polls `f` until it gives a value, failing at a deadline.
@@ -307,6 +311,26 @@ async fn daemon_opens_only_the_allowed_host_port() {
     })
     .await;
     assert_eq!(got, ["ok", "error: PermissionDenied"]);
+
+    // A web process bound on `[::]` lands on `[::1]`, and the router
+    // follows it there.
+    d.cli(&["config:set", "BIND=[::]", "-a", "fenced"]).ok();
+    let port = until("web.1 on [::1]", 60, || {
+        let ps = d.json(&["ps", "-a", "fenced"]);
+        let web = ps
+            .as_array()?
+            .iter()
+            .find(|x| x["name"] == "web.1")?
+            .clone();
+        let port = u16::try_from(web["port"].as_u64()?).ok()?;
+        let on_v6 = listening(port)
+            .first()
+            .is_some_and(|a| a.starts_with(V6_LOOPBACK));
+        (web["state"] == "up" && on_v6).then_some(port)
+    })
+    .await;
+    assert_eq!(listening(port), [format!("{V6_LOOPBACK}:{port:04X}")]);
+    d.answers("fenced", "/", "hello from web.1").await;
 }
 
 /// `cat FILE` in the daemon's mount namespace, as root or as nobody.

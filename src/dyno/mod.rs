@@ -305,6 +305,12 @@ impl Dyno {
         self.started
     }
 
+    /// Set when the dyno listens on `[::1]` rather than `127.0.0.1`: where
+    /// the router must connect (shared with the router's table).
+    pub fn listens_v6(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.signals.listens_v6.clone()
+    }
+
     pub fn watch_state(&self) -> watch::Receiver<State> {
         self.state.clone()
     }

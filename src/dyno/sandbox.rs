@@ -246,6 +246,8 @@ impl Sandbox {
         b.socket_addr_check(move |addr: SocketAddr, use_| {
             let ok = socket_allowed(&ports, own, egress, addr, use_);
             if ok && matches!(use_, SocketAddrUse::TcpListen) {
+                // Recorded before `listening` fires, which makes it `up`.
+                signals.listens_v6.store(addr.is_ipv6(), Ordering::SeqCst);
                 signals.listening.send_replace(true);
             }
             Box::pin(async move { ok })
