@@ -142,3 +142,35 @@ pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>>
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Cmd};
+
+    fn ports(args: &[&str]) -> Vec<u16> {
+        match Cli::try_parse_from(args).unwrap().command {
+            Cmd::Daemon(d) => d.allow_host_port,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn host_ports_are_opened_by_repeated_flags_or_a_comma_list_in_the_env() {
+        let flags = [
+            "wdyno",
+            "daemon",
+            "--allow-host-port",
+            "5432",
+            "--allow-host-port",
+            "6379",
+        ];
+        assert_eq!(ports(&flags), [5432, 6379]);
+        // SAFETY: the only test in this binary that reads this variable.
+        unsafe { std::env::set_var("WDYNO_ALLOW_HOST_PORT", "5432,6379") };
+        assert_eq!(ports(&["wdyno", "daemon"]), [5432, 6379]);
+        unsafe { std::env::remove_var("WDYNO_ALLOW_HOST_PORT") };
+        assert!(Cli::try_parse_from(["wdyno", "daemon", "--allow-host-port", "x"]).is_err());
+    }
+}
