@@ -21,11 +21,14 @@ fn main() {
         // below), so nothing reads the environment concurrently.
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
+    let cli = cli::Cli::parse();
+    // Still single-threaded: namespaces and the umask are set here.
+    cli.prepare_process();
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
-    std::process::exit(runtime.block_on(run()));
+    std::process::exit(runtime.block_on(run(cli)));
 }
 
-async fn run() -> i32 {
+async fn run(cli: cli::Cli) -> i32 {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WDYNO_LOG")
@@ -33,7 +36,6 @@ async fn run() -> i32 {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = cli::Cli::parse();
     match cli::run(cli).await {
         Ok(code) => code,
         Err(e) => {

@@ -67,6 +67,10 @@ pub struct ManagerConfig {
     pub grace: Duration,
     pub boot_timeout: Duration,
     pub memory: usize,
+    /// Disk quota per dyno (`/app` + `/tmp`), bytes; `None`: unbounded.
+    /// Only a process in a private mount namespace may set it
+    /// (`dyno::disk`).
+    pub disk: Option<u64>,
     pub egress: bool,
     /// The second restart of a crashing dyno waits this long; each further
     /// one twice as long, up to [`MAX_BACKOFF`].
@@ -80,6 +84,7 @@ impl Default for ManagerConfig {
             grace: crate::dyno::DEFAULT_GRACE,
             boot_timeout: crate::dyno::DEFAULT_BOOT_TIMEOUT,
             memory: crate::dyno::DEFAULT_MEMORY,
+            disk: None,
             egress: true,
             restart_base: Duration::from_secs(1),
             determinism: Determinism::default(),
@@ -440,6 +445,7 @@ impl Manager {
             ports: self.ports.clone(),
             egress: self.cfg.egress,
             memory: self.cfg.memory,
+            disk: self.cfg.disk,
             determinism: self.cfg.determinism,
         };
         let args = command.argv(&sandbox.env());
@@ -494,6 +500,7 @@ impl Manager {
             dyno: name.to_string(),
             port,
             inflight: inflight.clone(),
+            v6: dyno.listens_v6(),
         });
         self.watch(app.clone(), name.clone(), id, dyno.clone(), backend, lease);
         Ok(Slot {

@@ -52,6 +52,8 @@ pub struct PlatformConfig {
     pub build_cache: Option<PathBuf>,
     /// The operator's narrowing of the host's dyno capacity.
     pub capacity: crate::dyno::CapacityConfig,
+    /// Host-only ports (loopback, link-local) opened to dynos.
+    pub allow_host_ports: Vec<u16>,
 }
 
 impl PlatformConfig {
@@ -64,6 +66,7 @@ impl PlatformConfig {
             slug_limits: Limits::default(),
             build_cache: None,
             capacity: Default::default(),
+            allow_host_ports: Vec::new(),
         }
     }
 }
@@ -86,12 +89,18 @@ impl Platform {
     /// slugs removed), the built-in buildpacks, the API token.
     pub fn open(cfg: PlatformConfig) -> Result<Arc<Self>, PlatformError> {
         let home = cfg.home.clone();
-        std::fs::create_dir_all(&home).map_err(io(format!("creating {}", home.display())))?;
+        make_private_dir(&home)?;
         let token = api_token(&home)?;
         crate::buildpack::install_builtins(&home.join("buildpacks"))
             .map_err(io("writing the built-in buildpacks"))?;
         let ledger = Ledger::open(&home.join("db"))?;
         let slugs = SlugStore::open(home.join("slugs"), cfg.slug_limits)?;
+        // A home made by an older wdyno (or under a lax umask) keeps no
+        // secret readable by other users: the config vars are in db/.
+        for dir in ["db", "slugs"] {
+            restrict_tree(&home.join(dir))
+                .map_err(io(format!("making {} private", home.join(dir).display())))?;
+        }
         // A release phase cut short by a crash never finished: it failed.
         for app in ledger.apps()? {
             for r in ledger.releases(&app.name)? {
@@ -121,6 +130,9 @@ impl Platform {
         tracing::info!("{}", runtime.slots().capacity().describe());
         let bus = LogBus::new();
         let ports = PortBook::new();
+        for &port in &cfg.allow_host_ports {
+            ports.allow_host_port(port);
+        }
         let manager = Manager::new(
             runtime,
             bus.clone(),
@@ -243,6 +255,37 @@ impl Platform {
         let _ = std::fs::remove_file(self.home.join("router"));
         Ok(())
     }
+}
+
+/// Creates `home` (mode 0700) or takes an existing one's group and other
+/// permissions away: it holds the API token and every app's config.
+fn make_private_dir(home: &Path) -> Result<(), PlatformError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(home)
+        .and_then(|()| std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700)))
+        .map_err(io(format!("creating {}", home.display())))
+}
+
+/// Takes group and other permissions off everything under `dir`.
+fn restrict_tree(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let md = std::fs::symlink_metadata(dir)?;
+    if md.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = md.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & !0o077))?;
+    }
+    if md.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            restrict_tree(&entry?.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// The API token: kept across restarts in `api-token` (mode 0600).

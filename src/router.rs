@@ -280,7 +280,7 @@ impl Router {
         headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
         headers.insert("x-forwarded-port", HeaderValue::from(self.port));
         headers.insert(header::VIA, HeaderValue::from_static("1.1 wdyno"));
-        let uri = format!("http://127.0.0.1:{}{}", backend.port, path);
+        let uri = format!("http://{}{}", backend.addr(), path);
         let (mut parts, body) = req.into_parts();
         parts.uri = match uri.parse() {
             Ok(u) => u,

@@ -2,7 +2,7 @@
 //! writes it as dynos come up and go; the router never starts or stops one.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// One up web dyno.
@@ -15,6 +15,20 @@ pub struct Backend {
     /// Requests the router has sent it and not yet had an answer to; the
     /// manager stops a dyno taken out of the table only once this is 0.
     pub inflight: Arc<AtomicUsize>,
+    /// The dyno listens on `[::1]`, not `127.0.0.1` (it bound `[::]`).
+    pub v6: Arc<AtomicBool>,
+}
+
+impl Backend {
+    /// Where the dyno listens: its `$PORT` on the loopback address of the
+    /// family it bound.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let ip: std::net::IpAddr = match self.v6.load(Ordering::SeqCst) {
+            true => std::net::Ipv6Addr::LOCALHOST.into(),
+            false => std::net::Ipv4Addr::LOCALHOST.into(),
+        };
+        (ip, self.port).into()
+    }
 }
 
 #[derive(Debug, Clone, Default)]

@@ -186,7 +186,10 @@ async fn dyno_binds_only_its_port_and_reaches_no_platform_or_dyno_port() {
     let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let api_port = api.local_addr().unwrap().port();
     host.ports.reserve(api_port);
-    let outside = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // An ordinary service on the network (loopback ones are fenced off:
+    // tests/fence.rs).
+    let net = common::network_address();
+    let outside = std::net::TcpListener::bind((net, 0)).unwrap();
     let outside_port = outside.local_addr().unwrap().port();
 
     let web = host.start(&app, "web.1", &["bin/web"], true);
@@ -217,7 +220,7 @@ async fn dyno_binds_only_its_port_and_reaches_no_platform_or_dyno_port() {
             &format!("0.0.0.0:{api_port}"),
             ",",
             "connect",
-            &format!("127.0.0.1:{outside_port}"),
+            &std::net::SocketAddr::new(net, outside_port).to_string(),
         ],
         true,
     );

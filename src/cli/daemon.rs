@@ -34,9 +34,19 @@ pub struct DaemonArgs {
     /// Seed for the router's dyno pick (tests).
     #[arg(long)]
     pub router_seed: Option<u64>,
-    /// Forbid dynos any outgoing connection.
+    /// Forbid dynos any outgoing connection (opened host ports excepted).
     #[arg(long)]
     pub no_egress: bool,
+    /// Open a port of this host's loopback (or link-local) addresses to
+    /// dynos, e.g. a local database's; repeatable. Every other host-only
+    /// address and port is fenced off.
+    #[arg(long, env = "WDYNO_ALLOW_HOST_PORT", value_delimiter = ',')]
+    pub allow_host_port: Vec<u16>,
+    /// Disk quota per dyno for /app + /tmp, MiB (0: none). Needs root or
+    /// unprivileged user namespaces; without them the daemon warns and
+    /// runs without one.
+    #[arg(long, default_value_t = 512)]
+    pub disk_mb: u64,
     /// Where buildpacks keep their caches (default $WDYNO_HOME/cache/build).
     #[arg(long)]
     pub build_cache: Option<std::path::PathBuf>,
@@ -60,6 +70,10 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
     cfg.manager.memory = args.memory_mb << 20;
     cfg.manager.restart_base = Duration::from_millis(args.restart_backoff_ms);
     cfg.manager.egress = !args.no_egress;
+    cfg.allow_host_ports = args.allow_host_port.clone();
+    if args.disk_mb > 0 && wdyno::dyno::disk::private_mounts() {
+        cfg.manager.disk = Some(args.disk_mb << 20);
+    }
     cfg.router.request_timeout = Duration::from_secs(args.request_timeout);
     cfg.router.seed = args.router_seed;
     cfg.build_cache = args.build_cache;
@@ -93,6 +107,22 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
     Ok(())
 }
 
+/// Enters the private mount namespace that disk quotas need, or says
+/// plainly that dynos run without one. Called while single-threaded.
+pub(crate) fn isolate(args: &DaemonArgs) {
+    if args.disk_mb == 0 {
+        return;
+    }
+    if let Err(e) = wdyno::dyno::disk::enter_private_mounts() {
+        eprintln!(
+            "wdyno daemon: warning: the per-dyno disk quota is NOT enforced ({e}): dynos may \
+             fill this host's disk. Run the daemon as root, or allow unprivileged user \
+             namespaces (sysctl kernel.unprivileged_userns_clone=1 / \
+             kernel.apparmor_restrict_unprivileged_userns=0); --disk-mb 0 silences this."
+        );
+    }
+}
+
 async fn bind(port: u16, what: &str) -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| {
         format!("port {port} for the {what} is in use: stop what listens there, or pick another port (--router-port / --api-port)")
@@ -111,4 +141,36 @@ pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>>
             _ = term.recv() => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Cmd};
+
+    fn ports(args: &[&str]) -> Vec<u16> {
+        match Cli::try_parse_from(args).unwrap().command {
+            Cmd::Daemon(d) => d.allow_host_port,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn host_ports_are_opened_by_repeated_flags_or_a_comma_list_in_the_env() {
+        let flags = [
+            "wdyno",
+            "daemon",
+            "--allow-host-port",
+            "5432",
+            "--allow-host-port",
+            "6379",
+        ];
+        assert_eq!(ports(&flags), [5432, 6379]);
+        // SAFETY: the only test in this binary that reads this variable.
+        unsafe { std::env::set_var("WDYNO_ALLOW_HOST_PORT", "5432,6379") };
+        assert_eq!(ports(&["wdyno", "daemon"]), [5432, 6379]);
+        unsafe { std::env::remove_var("WDYNO_ALLOW_HOST_PORT") };
+        assert!(Cli::try_parse_from(["wdyno", "daemon", "--allow-host-port", "x"]).is_err());
+    }
 }

@@ -171,6 +171,22 @@ pub enum Cmd {
     },
 }
 
+impl Cli {
+    /// Process-wide settings a platform needs, made while the process has
+    /// one thread (before the tokio runtime): files at rest private to this
+    /// user (umask 077), and the daemon's private mount namespace for disk
+    /// quotas.
+    pub fn prepare_process(&self) {
+        if matches!(self.command, Cmd::Daemon(_) | Cmd::Local(_)) {
+            // SAFETY: umask(2) only sets this process's file mode mask.
+            unsafe { libc::umask(0o077) };
+        }
+        if let Cmd::Daemon(args) = &self.command {
+            daemon::isolate(args);
+        }
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<i32> {
     let home = cli.home.clone();
     let json = cli.json;

@@ -7,10 +7,17 @@
 //! asks for its preopened directories (`wasi:filesystem/preopens`), which
 //! wasi-libc does before its first path operation: the dyno cannot tell
 //! the difference, since the slug's files never change.
+//!
+//! With a disk quota the dyno's directory is a tmpfs of that size (see
+//! [`super::disk`]): the slug's files are copied into it and count against
+//! it, and the first `ENOSPC` a guest is told of is logged once. Either
+//! way the directory is 0700, so no other user of the host reads a dyno's
+//! files.
 
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use wasmtime::component::Resource;
 use wasmtime_wasi::filesystem::{Descriptor, Dir};
@@ -22,13 +29,26 @@ use super::sandbox::DynoData;
 
 /// One dyno's directory on the host: `root/app` and `root/tmp`. Shared by
 /// every store of the dyno (a proxy dyno has one per request).
-#[derive(Debug)]
 pub struct DynoFiles {
     /// The slug's files, unpacked; never written to.
     files: PathBuf,
     /// `dynos/APP/NAME`.
     root: PathBuf,
+    /// Disk quota in bytes: `root` is then a tmpfs of this size.
+    quota: Option<u64>,
+    /// Tells the dyno's log that the quota is reached.
+    on_full: Box<dyn Fn(u64) + Send + Sync>,
+    full_reported: AtomicBool,
     laid_out: Mutex<Layout>,
+}
+
+impl std::fmt::Debug for DynoFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynoFiles")
+            .field("root", &self.root)
+            .field("quota", &self.quota)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -39,11 +59,36 @@ enum Layout {
 }
 
 impl DynoFiles {
-    pub fn new(files: PathBuf, root: PathBuf) -> Self {
+    /// `on_full` is called (once) with the quota when a guest is first told
+    /// there is no space left.
+    pub fn new(
+        files: PathBuf,
+        root: PathBuf,
+        quota: Option<u64>,
+        on_full: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Self {
         DynoFiles {
             files,
             root,
+            quota,
+            on_full: Box::new(on_full),
+            full_reported: AtomicBool::new(false),
             laid_out: Mutex::new(Layout::Pending),
+        }
+    }
+
+    /// Whether this dyno's files live on a quota'd tmpfs.
+    pub(crate) fn has_quota(&self) -> bool {
+        self.quota.is_some()
+    }
+
+    /// A guest's write failed with `ENOSPC`: with a quota, that is the
+    /// quota reached (the tmpfs is the only filesystem the dyno writes).
+    pub(crate) fn out_of_space(&self) {
+        if let Some(quota) = self.quota
+            && !self.full_reported.swap(true, Ordering::SeqCst)
+        {
+            (self.on_full)(quota);
         }
     }
 
@@ -54,7 +99,7 @@ impl DynoFiles {
         match &*layout {
             Layout::Done => {}
             Layout::Failed(why) => return Err(DynoError::Files(why.clone())),
-            Layout::Pending => match lay_out(&self.files, &self.root) {
+            Layout::Pending => match lay_out(&self.files, &self.root, self.quota) {
                 Ok(()) => *layout = Layout::Done,
                 Err(e) => {
                     let why = e.to_string();
@@ -83,19 +128,52 @@ impl DynoFiles {
 
     /// Removes whatever was laid out (the dyno stopped).
     pub fn remove(&self) -> Result<(), DynoError> {
+        if self.quota.is_some() {
+            unmount(&self.root)?;
+        }
         remove_dir(&self.root)
     }
 }
 
 /// A fresh `/app` (a copy of the slug's files) and an empty `/tmp`,
-/// replacing whatever an earlier run of this dyno left.
-fn lay_out(files: &Path, root: &Path) -> Result<(), DynoError> {
+/// replacing whatever an earlier run of this dyno left; on a tmpfs of
+/// `quota` bytes if there is one.
+fn lay_out(files: &Path, root: &Path, quota: Option<u64>) -> Result<(), DynoError> {
     let io = |what: String| move |source| DynoError::Io { what, source };
+    if quota.is_some() {
+        unmount(root)?;
+    }
     remove_dir(root)?;
-    std::fs::create_dir_all(root.join("tmp"))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
         .map_err(io(format!("creating {}", root.display())))?;
+    if let Some(bytes) = quota {
+        super::disk::mount_quota(root, bytes)
+            .map_err(io(format!("mounting the disk quota at {}", root.display())))?;
+    }
+    std::fs::create_dir(root.join("tmp"))
+        .map_err(io(format!("creating {}/tmp", root.display())))?;
     let app = root.join("app");
-    copy_tree(files, &app).map_err(io(format!("copying the app's files to {}", app.display())))
+    copy_tree(files, &app).map_err(|e| match quota {
+        Some(bytes) if e.raw_os_error() == Some(libc::ENOSPC) => DynoError::Files(format!(
+            "the app's files do not fit in the disk quota of {} MiB: raise it (--disk-mb) or \
+             make the slug smaller",
+            bytes >> 20
+        )),
+        _ => DynoError::Io {
+            what: format!("copying the app's files to {}", app.display()),
+            source: e,
+        },
+    })
+}
+
+fn unmount(dir: &Path) -> Result<(), DynoError> {
+    super::disk::unmount(dir).map_err(|source| DynoError::Io {
+        what: format!("unmounting the disk quota at {}", dir.display()),
+        source,
+    })
 }
 
 fn remove_dir(dir: &Path) -> Result<(), DynoError> {

@@ -45,6 +45,9 @@ pub struct Signals {
     pub(crate) listening: watch::Sender<bool>,
     /// The dyno waits for a free slot: the host's capacity is in use.
     pub(crate) queued: watch::Sender<bool>,
+    /// That socket is IPv6 (a bind of `[::]` lands on `[::1]`, which
+    /// `127.0.0.1` does not reach): the router must connect to `[::1]`.
+    pub(crate) listens_v6: Arc<AtomicBool>,
 }
 
 impl Default for Signals {
@@ -57,6 +60,7 @@ impl Default for Signals {
             over_quota: AtomicBool::new(false),
             listening: watch::channel(false).0,
             queued: watch::channel(false).0,
+            listens_v6: Arc::default(),
         }
     }
 }

@@ -7,7 +7,11 @@
 //!   running instance takes.
 //! - [`world`]: command or proxy, told from the component.
 //! - [`sandbox`]: everything one dyno may do, built in one place.
-//! - [`ports`], [`egress`]: who may bind and reach which port.
+//! - [`ports`], [`fence`], [`egress`]: who may bind and reach which port
+//!   and address.
+//! - [`files`], [`disk`]: a dyno's `/app` + `/tmp`, and its disk quota.
+//! - `shadows`: the WASI calls wrapped around wasmtime-wasi's (binds moved
+//!   to loopback, `ENOSPC` noticed).
 //! - [`fds`]: the files and sockets guests may hold open.
 //! - [`output`]: stdout/stderr → log lines.
 //! - [`lifecycle`]: `wdyno:dyno/lifecycle`, the stop signal.
@@ -16,8 +20,10 @@
 
 pub mod capacity;
 pub mod command;
+pub mod disk;
 pub mod egress;
 pub mod engine;
+pub mod fence;
 pub mod fds;
 pub mod files;
 pub mod lifecycle;
@@ -25,6 +31,7 @@ pub mod output;
 pub mod ports;
 pub mod proxy;
 pub mod sandbox;
+mod shadows;
 pub mod world;
 
 use std::fmt;
@@ -239,9 +246,22 @@ impl Dyno {
         tokio::spawn(async move {
             let one_off = launch.one_off;
             // Laid out when the dyno first asks for its files.
+            let (app, dyno) = (launch.sandbox.app.clone(), launch.sandbox.dyno.clone());
+            let log = bus.clone();
             let files = Arc::new(DynoFiles::new(
                 launch.sandbox.files.clone(),
                 launch.sandbox.work_dir.clone(),
+                launch.sandbox.disk,
+                move |quota| {
+                    log.platform(
+                        &app,
+                        &dyno,
+                        &format!(
+                            "Error: disk quota of {} MiB reached (/app + /tmp)",
+                            quota >> 20
+                        ),
+                    )
+                },
             ));
             let reporter = Arc::new(reporter);
             let ended = match launch.prepared.pre {
@@ -285,6 +305,12 @@ impl Dyno {
 
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// Set when the dyno listens on `[::1]` rather than `127.0.0.1`: where
+    /// the router must connect (shared with the router's table).
+    pub fn listens_v6(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.signals.listens_v6.clone()
     }
 
     pub fn watch_state(&self) -> watch::Receiver<State> {

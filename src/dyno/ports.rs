@@ -3,7 +3,9 @@
 //! Every dyno gets its own `$PORT`; the platform reserves its own ports (the
 //! control API, the router). A dyno may bind only its own port and may not
 //! connect to a reserved port or to another dyno's port — whatever address
-//! it names, since all of them are this host.
+//! it names, since all of them are this host. Host-only addresses (loopback,
+//! link-local) are fenced off entirely, except for the ports the operator
+//! opens to dynos (`--allow-host-port`, a local database say).
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, TcpListener};
@@ -19,6 +21,8 @@ pub struct PortBook {
 struct Book {
     reserved: HashSet<u16>,
     dynos: HashSet<u16>,
+    /// Host-only ports the operator opened to every dyno.
+    host: HashSet<u16>,
 }
 
 /// A dyno's `$PORT`, given back to the book when dropped.
@@ -58,6 +62,22 @@ impl PortBook {
     /// Marks a platform port (API, router) as off limits to every dyno.
     pub fn reserve(&self, port: u16) {
         self.lock().reserved.insert(port);
+    }
+
+    /// Opens a host-only port (one on loopback, say) to every dyno.
+    pub fn allow_host_port(&self, port: u16) {
+        self.lock().host.insert(port);
+    }
+
+    /// Whether the operator opened this host-only port to dynos.
+    pub fn host_port_allowed(&self, port: u16) -> bool {
+        self.lock().host.contains(&port)
+    }
+
+    /// Whether any host-only port is open to dynos: then a dyno needs
+    /// outgoing sockets even with egress off.
+    pub fn any_host_port_allowed(&self) -> bool {
+        !self.lock().host.is_empty()
     }
 
     /// Finds a free port for a dyno and records it as that dyno's.
@@ -110,5 +130,10 @@ mod tests {
         let bp = b.port();
         drop(b);
         assert!(book.may_connect(Some(a.port()), bp));
+        assert!(!book.any_host_port_allowed());
+        book.allow_host_port(5432);
+        assert!(book.host_port_allowed(5432));
+        assert!(!book.host_port_allowed(5433));
+        assert!(book.any_host_port_allowed());
     }
 }

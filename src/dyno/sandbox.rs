@@ -3,9 +3,11 @@
 //! A [`Sandbox`] is the whole grant of one dyno: its directory (`/app`, a
 //! fresh copy of the slug's files, and an empty `/tmp`, both under its own
 //! host dir and gone when it stops), its environment (config vars plus the
-//! platform's four), its socket policy (bind `$PORT` only; never connect to
-//! the platform's or another dyno's ports), its memory quota, and the clocks
-//! and randomness it sees. Read this file to audit what a dyno can reach.
+//! platform's four), its socket policy (bind `$PORT` only, on loopback;
+//! never connect to the platform's or another dyno's ports, nor to any
+//! host-only address but the ports the operator opened), its memory and disk
+//! quotas, and the clocks and randomness it sees. Read this file to audit
+//! what a dyno can reach.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,6 +25,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::DynoError;
 use super::egress::EgressHooks;
+use super::fence::host_only;
 use super::files::DynoFiles;
 use super::lifecycle::SharedSignals;
 use super::output::{DynoOutput, OutputPipe};
@@ -76,6 +79,11 @@ pub struct Sandbox {
     pub egress: bool,
     /// Memory quota in bytes.
     pub memory: usize,
+    /// Disk quota in bytes for `/app` + `/tmp` together, or `None` for
+    /// none (the dyno's files then share the home's filesystem unbounded).
+    /// Enforced by a size-limited tmpfs, so only a process that entered a
+    /// private mount namespace sets it (see [`super::disk`]).
+    pub disk: Option<u64>,
     pub determinism: Determinism,
 }
 
@@ -234,12 +242,16 @@ impl Sandbox {
 
     fn grant_sockets(&self, b: &mut WasiCtxBuilder, signals: SharedSignals) {
         b.allow_tcp(true);
-        b.allow_udp(self.egress);
+        b.allow_udp(self.egress || self.ports.any_host_port_allowed());
+        // Names are looked up only with egress: a lookup is itself a
+        // message to the outside (DNS can carry data out).
         b.allow_ip_name_lookup(self.egress);
         let (ports, own, egress) = (self.ports.clone(), self.port, self.egress);
         b.socket_addr_check(move |addr: SocketAddr, use_| {
             let ok = socket_allowed(&ports, own, egress, addr, use_);
             if ok && matches!(use_, SocketAddrUse::TcpListen) {
+                // Recorded before `listening` fires, which makes it `up`.
+                signals.listens_v6.store(addr.is_ipv6(), Ordering::SeqCst);
                 signals.listening.send_replace(true);
             }
             Box::pin(async move { ok })
@@ -267,6 +279,12 @@ impl Sandbox {
 }
 
 /// The socket policy, as one pure function.
+///
+/// Binds: only `$PORT`, and only on loopback (the bind itself is moved
+/// there by [`super::fence::bind_address`]: the router is the dyno's only way in).
+/// Connections and datagrams: never to a platform port or another dyno's
+/// port; to a host-only address ([`host_only`]) only on a port the operator
+/// opened (or the dyno's own `$PORT`); elsewhere only with egress.
 pub fn socket_allowed(
     ports: &PortBook,
     own: Option<u16>,
@@ -275,17 +293,25 @@ pub fn socket_allowed(
     use_: SocketAddrUse,
 ) -> bool {
     let port = addr.port();
+    // Outgoing sockets are needed for egress or for an opened host port.
+    let outgoing = egress || ports.any_host_port_allowed();
     match use_ {
-        // Explicit binds: only `$PORT`. Port 0 on bind is the implicit bind
-        // before a connect: an outgoing socket, allowed with egress.
+        // Port 0 on bind is the implicit bind before a connect (on the
+        // wildcard address): an outgoing socket.
         SocketAddrUse::TcpBind | SocketAddrUse::TcpListen => {
-            own == Some(port) || (port == 0 && egress && matches!(use_, SocketAddrUse::TcpBind))
+            (own == Some(port) && addr.ip().is_loopback())
+                || (port == 0 && outgoing && matches!(use_, SocketAddrUse::TcpBind))
         }
         SocketAddrUse::TcpAccept | SocketAddrUse::UdpReceive => true,
         SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => {
-            egress && ports.may_connect(own, port)
+            if host_only(addr.ip()) {
+                (egress && own == Some(port))
+                    || (ports.host_port_allowed(port) && ports.may_connect(own, port))
+            } else {
+                egress && ports.may_connect(own, port)
+            }
         }
-        SocketAddrUse::UdpBind => egress && port == 0,
+        SocketAddrUse::UdpBind => outgoing && port == 0,
     }
 }
 
@@ -352,8 +378,86 @@ mod tests {
             at(other.port()),
             TcpConnect
         ));
-        assert!(socket_allowed(&book, own, true, at(443), TcpConnect));
-        assert!(!socket_allowed(&book, own, false, at(443), TcpConnect));
+        let net = |port| SocketAddr::from(([192, 0, 2, 9], port));
+        assert!(socket_allowed(&book, own, true, net(443), TcpConnect));
+        assert!(!socket_allowed(&book, own, false, net(443), TcpConnect));
+        assert!(!socket_allowed(&book, own, true, net(7000), TcpConnect));
         assert!(!socket_allowed(&book, own, true, at(53), UdpBind));
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn host_only_addresses_are_fenced_but_opened_ports() {
+        let book = PortBook::new();
+        book.reserve(7000);
+        let own = Some(40_000);
+        use SocketAddrUse::*;
+        for a in [
+            "127.0.0.1:5432",
+            "127.0.0.2:5432",
+            "0.0.0.0:5432",
+            "169.254.169.254:80",
+            "[::1]:5432",
+            "[::]:5432",
+            "[fe80::1]:5432",
+            "[::ffff:127.0.0.1]:5432",
+            "[::ffff:169.254.169.254]:80",
+            "[::127.0.0.1]:5432",
+        ] {
+            for use_ in [TcpConnect, UdpSend] {
+                assert!(
+                    !socket_allowed(&book, own, true, addr(a), use_),
+                    "{a} {use_:?}"
+                );
+            }
+        }
+        // The network stays reachable with egress; the dyno's own port too.
+        assert!(socket_allowed(
+            &book,
+            own,
+            true,
+            addr("192.0.2.9:5432"),
+            TcpConnect
+        ));
+        assert!(socket_allowed(
+            &book,
+            own,
+            true,
+            addr("[2001:db8::1]:53"),
+            UdpSend
+        ));
+        assert!(socket_allowed(
+            &book,
+            own,
+            true,
+            addr("[::ffff:192.0.2.9]:80"),
+            TcpConnect
+        ));
+        assert!(socket_allowed(&book, own, true, at(40_000), TcpConnect));
+        assert!(!socket_allowed(&book, own, false, at(40_000), TcpConnect));
+
+        book.allow_host_port(5432);
+        book.allow_host_port(7000);
+        for use_ in [TcpConnect, UdpSend] {
+            assert!(socket_allowed(&book, own, true, at(5432), use_));
+            assert!(socket_allowed(&book, own, true, addr("[::1]:5432"), use_));
+            // An opened port works without egress; nothing else does.
+            assert!(socket_allowed(&book, own, false, at(5432), use_));
+            assert!(!socket_allowed(
+                &book,
+                own,
+                false,
+                addr("192.0.2.9:5432"),
+                use_
+            ));
+            assert!(!socket_allowed(&book, own, true, at(5433), use_));
+            // Opening a platform port does not open it.
+            assert!(!socket_allowed(&book, own, true, at(7000), use_));
+        }
+        assert!(socket_allowed(&book, own, false, at(0), TcpBind));
+        assert!(socket_allowed(&book, own, false, at(0), UdpBind));
     }
 }

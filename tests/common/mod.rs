@@ -232,6 +232,7 @@ impl Host {
             ports: self.ports.clone(),
             egress: self.egress,
             memory: self.memory,
+            disk: None,
             determinism: self.determinism,
         };
         let launch = Launch {
@@ -386,4 +387,20 @@ impl Client {
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
     }
+}
+
+/// This host's first IPv4 address that is not loopback or link-local: the
+/// network's way in (dynos may reach it; their `$PORT` must not be there).
+pub fn network_address() -> std::net::IpAddr {
+    let out = Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "scope", "global"])
+        .output()
+        .expect("running ip");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let addr = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .expect("these tests need a non-loopback IPv4 address on the host");
+    addr.split('/').next().unwrap().parse().unwrap()
 }

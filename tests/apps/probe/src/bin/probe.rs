@@ -3,7 +3,7 @@
 //! `bin/probe write /app/x A , read /app/x , sleep 1000`.
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::Duration;
 
 fn main() {
@@ -63,6 +63,47 @@ fn run(cmd: &str, args: &[&str]) {
             match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
                 Ok(_) => println!("ok"),
                 Err(e) => err(e),
+            }
+        }
+        ("udp", [addr]) => {
+            // One datagram out, one back (the test's echo socket answers).
+            let addr = match addr.to_socket_addrs().map(|mut a| a.next()) {
+                Ok(Some(a)) => a,
+                Ok(None) => return println!("error: NotFound"),
+                Err(e) => return err(e),
+            };
+            match udp_ping(addr) {
+                Ok(reply) => println!("ok {reply}"),
+                Err(e) => err(e),
+            }
+        }
+        ("fill", [how, path, mib]) => {
+            // Writes 1 MiB at a time until an error or `mib` MiB: through
+            // `write` (a stream, in wasi-libc) or `pwrite`.
+            let max: u64 = mib.parse().unwrap_or(0);
+            let chunk = vec![7u8; 1 << 20];
+            let mut file = match std::fs::File::create(path) {
+                Ok(f) => f,
+                Err(e) => return err(e),
+            };
+            let mut written = 0;
+            let res = loop {
+                if written == max {
+                    break Ok(());
+                }
+                let res = match *how {
+                    "pwrite" => pwrite_all(&file, &chunk, written << 20),
+                    _ => file.write_all(&chunk),
+                };
+                match res {
+                    Ok(()) => written += 1,
+                    Err(e) => break Err(e),
+                }
+            };
+            println!("wrote {written} MiB");
+            match res {
+                Ok(()) => println!("no error"),
+                Err(e) => println!("error: {:?} (errno {:?})", e.kind(), e.raw_os_error()),
             }
         }
         ("symlink", [target, link]) => match symlink(target, link) {
@@ -133,6 +174,34 @@ fn run(cmd: &str, args: &[&str]) {
             std::process::exit(2);
         }
     }
+}
+
+fn udp_ping(to: SocketAddr) -> std::io::Result<String> {
+    let local = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+    let sock = UdpSocket::bind(local)?;
+    sock.send_to(b"ping", to)?;
+    let mut buf = [0u8; 64];
+    let (n, _) = sock.recv_from(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// `pwrite(2)` from wasi-libc (positioned writes are still unstable in
+/// std on wasi), until all of `buf` is written.
+fn pwrite_all(file: &std::fs::File, mut buf: &[u8], mut at: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    unsafe extern "C" {
+        fn pwrite(fd: i32, buf: *const u8, len: usize, offset: i64) -> isize;
+    }
+    while !buf.is_empty() {
+        // SAFETY: `buf` is valid for `len` bytes; the fd is open.
+        let n = unsafe { pwrite(file.as_raw_fd(), buf.as_ptr(), buf.len(), at as i64) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        buf = &buf[n as usize..];
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// `symlink(2)` from wasi-libc (std's wrapper is still unstable).

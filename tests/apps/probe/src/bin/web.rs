@@ -1,5 +1,6 @@
 //! A small HTTP/1.1 server on `$PORT` (keep-alive, concurrent connections).
 //! `GET /` → `hello from $DYNO`, `/env` → the env, `/greeting` → `$GREETING`.
+//! Listens on `$BIND` (default `0.0.0.0`, as most apps do).
 
 use wstd::io::{AsyncRead, AsyncWrite};
 use wstd::iter::AsyncIterator;
@@ -8,7 +9,8 @@ use wstd::net::{TcpListener, TcpStream};
 #[wstd::main]
 async fn main() -> std::io::Result<()> {
     let port = std::env::var("PORT").expect("PORT is set for web dynos");
-    let listener = TcpListener::bind(&format!("0.0.0.0:{port}")).await?;
+    let host = std::env::var("BIND").unwrap_or_else(|_| "0.0.0.0".into());
+    let listener = TcpListener::bind(&format!("{host}:{port}")).await?;
     println!("listening on {port}");
     let mut incoming = listener.incoming();
     while let Some(stream) = incoming.next().await {
