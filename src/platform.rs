@@ -50,6 +50,10 @@ pub struct PlatformConfig {
     pub slug_limits: Limits,
     /// Buildpack caches (default `$WDYNO_HOME/cache/build`).
     pub build_cache: Option<PathBuf>,
+    /// Run buildpacks in the build sandbox (the default). `false` only for
+    /// `wdyno local` and `wdyno daemon --unsafe-builds`: a build then runs
+    /// as this process, with its files and environment.
+    pub sandbox_builds: bool,
 }
 
 impl PlatformConfig {
@@ -61,6 +65,7 @@ impl PlatformConfig {
             compile_timeout: crate::buildpack::DEFAULT_COMPILE_TIMEOUT,
             slug_limits: Limits::default(),
             build_cache: None,
+            sandbox_builds: true,
         }
     }
 }
@@ -136,6 +141,11 @@ impl Platform {
                 .clone()
                 .unwrap_or_else(|| home.join("cache/build")),
             compile_timeout: cfg.compile_timeout,
+            isolation: if cfg.sandbox_builds {
+                crate::buildpack::Isolation::sandboxed(&home)
+            } else {
+                crate::buildpack::Isolation::Unsandboxed
+            },
         };
         Ok(Arc::new(Platform {
             home,

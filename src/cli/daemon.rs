@@ -43,6 +43,10 @@ pub struct DaemonArgs {
     /// Seconds a buildpack's bin/compile may run.
     #[arg(long, default_value_t = 900)]
     pub compile_timeout: u64,
+    /// Run buildpacks without the build sandbox, as the daemon's own user
+    /// with its files and environment: only for code you trust.
+    #[arg(long)]
+    pub unsafe_builds: bool,
 }
 
 pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
@@ -56,6 +60,12 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
     cfg.router.seed = args.router_seed;
     cfg.build_cache = args.build_cache;
     cfg.compile_timeout = Duration::from_secs(args.compile_timeout);
+    cfg.sandbox_builds = !args.unsafe_builds;
+    if args.unsafe_builds {
+        eprintln!(
+            "wdyno daemon: --unsafe-builds: buildpacks and the apps' build code run unsandboxed, as this user"
+        );
+    }
     let platform = Platform::open(cfg).with_context(|| format!("opening {}", home.display()))?;
     // Installed before we say we are ready, so a SIGTERM sent the moment
     // we are always takes the stop sequence, never the default action.
