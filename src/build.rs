@@ -57,6 +57,9 @@ pub struct Builder {
     /// Buildpack caches, one dir per app (`$WDYNO_HOME/cache/build`).
     pub cache: PathBuf,
     pub compile_timeout: std::time::Duration,
+    /// Whether buildpacks run in the build sandbox (see
+    /// [`buildpack::sandbox`]).
+    pub isolation: buildpack::Isolation,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
@@ -115,6 +118,7 @@ impl Builder {
         let source = source.to_owned();
         let config = current.config.clone();
         let say2 = say.clone();
+        let iso = self.isolation.clone();
         // Buildpacks are processes and slugs are files: this part blocks.
         let (slug, procfile) = tokio::task::spawn_blocking(move || {
             let say = |s: String| {
@@ -125,12 +129,18 @@ impl Builder {
             for (k, v) in &config {
                 std::fs::write(env_dir.join(k), v).map_err(io("writing the env dir"))?;
             }
-            let (pack, name) = buildpack::detect(&packs, &build_dir)?;
+            let dirs = buildpack::Dirs {
+                build: &build_dir,
+                cache: &cache,
+                env: &env_dir,
+            };
+            if let buildpack::Isolation::Unsandboxed = iso {
+                say(UNSANDBOXED.into());
+            }
+            let (pack, name) = buildpack::detect(&packs, &iso, dirs)?;
             say(format!("-----> {name} app detected"));
-            pack.compile(&build_dir, &cache, &env_dir, timeout, &mut |l| {
-                say(l.to_owned())
-            })?;
-            let defaults = pack.release(&build_dir)?;
+            pack.compile(&iso, dirs, timeout, &mut |l| say(l.to_owned()))?;
+            let defaults = pack.release(&iso, dirs)?;
             say("-----> Discovering process types".into());
             let procfile = match std::fs::read_to_string(build_dir.join("Procfile")) {
                 Ok(text) => Procfile::parse(&text)?,
@@ -216,6 +226,10 @@ impl Builder {
         Ok(self.ledger.release(app, release.version)?)
     }
 }
+
+/// Said at the start of every unsandboxed build, so nobody mistakes one for
+/// a sandboxed build.
+pub const UNSANDBOXED: &str = "-----> Building without a sandbox: the buildpack and the app's build code run as this user, with its files and environment";
 
 fn ensure(dir: &Path) -> Result<PathBuf, BuildError> {
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;

@@ -54,6 +54,10 @@ pub struct PlatformConfig {
     pub capacity: crate::dyno::CapacityConfig,
     /// Host-only ports (loopback, link-local) opened to dynos.
     pub allow_host_ports: Vec<u16>,
+    /// Run buildpacks in the build sandbox (the default). `false` only for
+    /// `wdyno local` and `wdyno daemon --unsafe-builds`: a build then runs
+    /// as this process, with its files and environment.
+    pub sandbox_builds: bool,
 }
 
 impl PlatformConfig {
@@ -67,6 +71,7 @@ impl PlatformConfig {
             build_cache: None,
             capacity: Default::default(),
             allow_host_ports: Vec::new(),
+            sandbox_builds: true,
         }
     }
 }
@@ -153,6 +158,11 @@ impl Platform {
                 .clone()
                 .unwrap_or_else(|| home.join("cache/build")),
             compile_timeout: cfg.compile_timeout,
+            isolation: if cfg.sandbox_builds {
+                crate::buildpack::Isolation::sandboxed(&home)
+            } else {
+                crate::buildpack::Isolation::Unsandboxed
+            },
         };
         Ok(Arc::new(Platform {
             home,

@@ -6,17 +6,25 @@
 //! a `wdyno` binary needs nothing of its source tree. An app may name its
 //! buildpacks (a built-in name or a path); otherwise the first whose
 //! `bin/detect` succeeds builds it.
+//!
+//! Every step runs as [`Isolation`] says: in the build sandbox
+//! ([`sandbox`]) for the daemon, unsandboxed only for `wdyno local` or a
+//! daemon started with `--unsafe-builds`.
 
 mod builtin;
+pub mod limits;
 mod release_yaml;
+pub mod sandbox;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use builtin::install_builtins;
+pub use sandbox::{Dirs, Isolation, Sandbox, SandboxError, Step};
 
 /// How long `bin/compile` may run (Heroku's build timeout).
 pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -43,6 +51,13 @@ pub enum BuildpackError {
         limit: Duration,
         tail: String,
     },
+    #[error(
+        "buildpack {name}: bin/compile wrote more than {} GiB into the build and cache dirs and was stopped:\n{tail}",
+        limits::BUILD_DISK >> 30
+    )]
+    DiskFull { name: String, tail: String },
+    #[error(transparent)]
+    NoSandbox(Arc<SandboxError>),
     #[error("buildpack {name}: bin/release printed YAML it cannot read: {why}")]
     BadRelease { name: String, why: String },
     #[error("buildpack {name}: {what}: {source}")]
@@ -71,10 +86,38 @@ impl Buildpack {
         }
     }
 
+    /// The command for `step`, sandboxed as `iso` says, and the build
+    /// cgroup it runs in (held until the step is over).
+    fn command(
+        &self,
+        iso: &Isolation,
+        step: Step,
+        dirs: Dirs<'_>,
+    ) -> Result<(Command, Option<limits::BuildCgroup>), BuildpackError> {
+        match iso {
+            Isolation::Sandboxed(s) => s
+                .command(step, &self.dir, dirs)
+                .map_err(self.io("preparing the build sandbox")),
+            Isolation::Unsandboxed => {
+                let mut cmd = Command::new(self.dir.join(step.script()));
+                cmd.arg(dirs.build);
+                if step == Step::Compile {
+                    cmd.args([dirs.cache, dirs.env]);
+                }
+                Ok((cmd, None))
+            }
+            Isolation::Unavailable(e) => Err(BuildpackError::NoSandbox(e.clone())),
+        }
+    }
+
     /// Runs `bin/detect`; `Some(name it printed)` if it applies.
-    pub fn detect(&self, build: &Path) -> Result<Option<String>, BuildpackError> {
-        let out = Command::new(self.dir.join("bin/detect"))
-            .arg(build)
+    pub fn detect(
+        &self,
+        iso: &Isolation,
+        dirs: Dirs<'_>,
+    ) -> Result<Option<String>, BuildpackError> {
+        let (mut cmd, _cgroup) = self.command(iso, Step::Detect, dirs)?;
+        let out = cmd
             .stdin(Stdio::null())
             .output()
             .map_err(self.io("running bin/detect"))?;
@@ -89,18 +132,19 @@ impl Buildpack {
     }
 
     /// Runs `bin/compile`, handing each output line (stdout and stderr) to
-    /// `line` as it comes, and stops it at `timeout`.
+    /// `line` as it comes, and stops it at `timeout` or when a sandboxed
+    /// build fills more than [`limits::BUILD_DISK`].
     pub fn compile(
         &self,
-        build: &Path,
-        cache: &Path,
-        env: &Path,
+        iso: &Isolation,
+        dirs: Dirs<'_>,
         timeout: Duration,
         line: &mut dyn FnMut(&str),
     ) -> Result<(), BuildpackError> {
         use std::os::unix::process::CommandExt;
-        let mut child = Command::new(self.dir.join("bin/compile"))
-            .args([build, cache, env])
+        let (mut cmd, _cgroup) = self.command(iso, Step::Compile, dirs)?;
+        let watch_disk = matches!(iso, Isolation::Sandboxed(_));
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -136,8 +180,23 @@ impl Buildpack {
         let deadline = Instant::now() + timeout;
         let mut tail: Vec<String> = Vec::new();
         let mut timed_out = false;
+        let mut disk_full = false;
+        let mut next_disk_check = Instant::now() + limits::DISK_CHECK_EVERY;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let now = Instant::now();
+            if watch_disk && now >= next_disk_check {
+                next_disk_check = now + limits::DISK_CHECK_EVERY;
+                if limits::disk_usage(&[dirs.build, dirs.cache]) > limits::BUILD_DISK {
+                    disk_full = true;
+                    // SAFETY: kill(2) on the process group we created.
+                    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                    break;
+                }
+            }
+            let mut left = deadline.saturating_duration_since(now);
+            if watch_disk {
+                left = left.min(next_disk_check.saturating_duration_since(now));
+            }
             match rx.recv_timeout(left) {
                 Ok(l) => {
                     line(&l);
@@ -147,6 +206,7 @@ impl Buildpack {
                     }
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     timed_out = true;
                     // SAFETY: kill(2) on the process group we created.
@@ -160,6 +220,12 @@ impl Buildpack {
             let _ = r.join();
         }
         let tail = tail.join("\n");
+        if disk_full {
+            return Err(BuildpackError::DiskFull {
+                name: self.name.clone(),
+                tail,
+            });
+        }
         if timed_out {
             return Err(BuildpackError::Timeout {
                 name: self.name.clone(),
@@ -179,13 +245,16 @@ impl Buildpack {
 
     /// Runs `bin/release` (if the buildpack has one) and returns its
     /// `default_process_types`.
-    pub fn release(&self, build: &Path) -> Result<BTreeMap<String, String>, BuildpackError> {
-        let script = self.dir.join("bin/release");
-        if !script.exists() {
+    pub fn release(
+        &self,
+        iso: &Isolation,
+        dirs: Dirs<'_>,
+    ) -> Result<BTreeMap<String, String>, BuildpackError> {
+        if !self.dir.join("bin/release").exists() {
             return Ok(BTreeMap::new());
         }
-        let out = Command::new(script)
-            .arg(build)
+        let (mut cmd, _cgroup) = self.command(iso, Step::Release, dirs)?;
+        let out = cmd
             .stdin(Stdio::null())
             .output()
             .map_err(self.io("running bin/release"))?;
@@ -237,9 +306,13 @@ pub fn resolve(home_packs: &Path, named: &[String]) -> Result<Vec<Buildpack>, Bu
 }
 
 /// The first buildpack that detects the app, with the name it printed.
-pub fn detect(packs: &[Buildpack], build: &Path) -> Result<(Buildpack, String), BuildpackError> {
+pub fn detect(
+    packs: &[Buildpack],
+    iso: &Isolation,
+    dirs: Dirs<'_>,
+) -> Result<(Buildpack, String), BuildpackError> {
     for p in packs {
-        if let Some(name) = p.detect(build)? {
+        if let Some(name) = p.detect(iso, dirs)? {
             return Ok((p.clone(), name));
         }
     }

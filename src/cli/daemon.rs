@@ -61,6 +61,10 @@ pub struct DaemonArgs {
     /// capacity, so no one app can take all of it).
     #[arg(long, env = "WDYNO_MAX_APP_DYNOS")]
     pub max_app_dynos: Option<u32>,
+    /// Run buildpacks without the build sandbox, as the daemon's own user
+    /// with its files and environment: only for code you trust.
+    #[arg(long)]
+    pub unsafe_builds: bool,
 }
 
 pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
@@ -83,6 +87,12 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
         per_app: args.max_app_dynos,
     };
     let open_files = wdyno::dyno::capacity::raise_open_files_limit();
+    cfg.sandbox_builds = !args.unsafe_builds;
+    if args.unsafe_builds {
+        eprintln!(
+            "wdyno daemon: --unsafe-builds: buildpacks and the apps' build code run unsandboxed, as this user"
+        );
+    }
     let platform = Platform::open(cfg).with_context(|| format!("opening {}", home.display()))?;
     // Installed before we say we are ready, so a SIGTERM sent the moment
     // we are always takes the stop sequence, never the default action.

@@ -73,6 +73,9 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
         .unwrap_or_else(|| home.path().to_owned())
         .join("wdyno/build");
     cfg.build_cache = Some(cache);
+    // A developer's own code on their own machine, as `heroku local`: the
+    // build output says it is unsandboxed.
+    cfg.sandbox_builds = false;
     // Before anything is served: Ctrl-C always takes the stop sequence.
     let ctrl_c = super::daemon::shutdown_signal()?;
     let platform = Platform::open(cfg)?;

@@ -13,6 +13,7 @@ pub struct Daemon {
     pub home: tempfile::TempDir,
     pub router: u16,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     pub stderr: mpsc::Receiver<String>,
 }
 
@@ -45,6 +46,12 @@ impl Daemon {
     /// Starts a daemon with short grace and boot times for tests, plus
     /// `extra` flags.
     pub fn start(extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(extra, &[])
+    }
+
+    /// As [`Daemon::start`], with `env` added to (or, for an empty value,
+    /// removed from) the daemon's environment.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let home = tempfile::tempdir().unwrap();
         let mut args: Vec<String> = [
             "daemon",
@@ -65,12 +72,17 @@ impl Daemon {
         args.push("--build-cache".into());
         args.push(build_cache().display().to_string());
         args.extend(extra.iter().map(|s| s.to_string()));
-        let (child, router, stderr) = spawn(home.path(), &args);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, router, stderr) = spawn(home.path(), &args, &env);
         Daemon {
             child: Some(child),
             home,
             router,
             args,
+            env,
             stderr,
         }
     }
@@ -163,15 +175,27 @@ impl Daemon {
         if self.child.is_some() {
             self.stop();
         }
-        let (child, router, stderr) = spawn(self.home.path(), &self.args);
+        let (child, router, stderr) = spawn(self.home.path(), &self.args, &self.env);
         self.child = Some(child);
         self.router = router;
         self.stderr = stderr;
     }
 }
 
-fn spawn(home: &Path, args: &[String]) -> (Child, u16, mpsc::Receiver<String>) {
-    let mut child = Command::new(WDYNO)
+fn spawn(
+    home: &Path,
+    args: &[String],
+    env: &[(String, String)],
+) -> (Child, u16, mpsc::Receiver<String>) {
+    let mut cmd = Command::new(WDYNO);
+    for (k, v) in env {
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd
         .args(args)
         .env("WDYNO_HOME", home)
         .stdin(Stdio::null())
