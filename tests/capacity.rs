@@ -166,3 +166,96 @@ async fn a_full_host_still_replaces_every_dyno_on_restart() {
     assert!(!log.contains("crashed"), "{log}");
     d.answers("full", "/", "hello from web.1").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_opening_files_and_sockets_cannot_starve_others() {
+    let d = Daemon::start(&[]);
+    let hosts = d.json(&["hosts"]);
+    let pid = d.pid();
+    let hog = prebuilt(&built_app("hog").join("bin/web.wasm"));
+    let web = prebuilt(&built_app("probe").join("bin/web.wasm"));
+    d.create_and_deploy("hog", hog.path());
+    d.create_and_deploy("other", web.path());
+    // Enough dynos that the app's share, not one dyno's limit, stops it.
+    let per_dyno = 1024;
+    let per_app = hosts[0]["capacity"]["per_app"].as_u64().unwrap();
+    let limit = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let open_files: u64 = limit
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let guest = open_files - (open_files / 8).max(1024);
+    let app_fds = (guest / 2).max(per_app * 2).min(guest);
+    let dynos = app_fds.div_ceil(per_dyno) + 1;
+    d.cli(&["ps:scale", &format!("web={dynos}"), "-a", "hog"])
+        .ok();
+    until("hog's dynos up", 120, || d.all_up("hog", dynos as usize)).await;
+
+    // Every hog dyno takes what it can; the other app and the CLI go on.
+    let mut seen = std::collections::BTreeMap::new();
+    let mut other_ok = 0;
+    while seen.len() < dynos as usize {
+        let (status, body) = d.get("hog", "/hog").await;
+        assert_eq!(status, 200, "{body}");
+        let dyno = body.split(' ').next().unwrap().to_owned();
+        seen.insert(dyno, body);
+        let (status, body) = d.get("other", "/").await;
+        assert_eq!((status, body.as_str()), (200, "hello from web.1"));
+        other_ok += 1;
+    }
+    let held: u64 = seen
+        .values()
+        .map(|b| {
+            let n = |k: &str| -> u64 {
+                b.split(' ')
+                    .find_map(|w| w.strip_prefix(k))
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            };
+            n("files=") + n("sockets=")
+        })
+        .sum();
+    // Each dyno also holds its listener, its root dir and the request's
+    // connection: at most 3 per dyno beside what it reports.
+    assert!(
+        held <= app_fds && held + 3 * dynos >= app_fds,
+        "hog holds {held} of its share {app_fds}: {seen:?}"
+    );
+    for body in seen.values() {
+        // Both kinds were refused, neither ran to the test's own cap.
+        assert!(!body.contains("never"), "{body}");
+    }
+    for _ in 0..100 {
+        let (status, body) = d.get("other", "/").await;
+        assert_eq!((status, body.as_str()), (200, "hello from web.1"));
+        other_ok += 1;
+    }
+    assert!(other_ok >= 100 + dynos);
+    d.cli(&["config:set", "X=1", "-a", "other"]).ok();
+    d.answers("other", "/", "hello from web.1").await;
+    d.cli(&["ps:scale", "web=2", "-a", "other"]).ok();
+    until("other at web=2", 60, || d.all_up("other", 2)).await;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64;
+    assert!(
+        fds < open_files - 1024,
+        "the daemon holds {fds} of {open_files}"
+    );
+    let log = d.cli(&["logs", "-a", "hog", "-n", "1500"]).ok().stdout;
+    assert!(
+        log.contains(&format!(
+            "Error (Open files limit) -> the app's dynos have {app_fds} files and sockets open, its limit on this host; further opens are refused"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(
+            "Error (Open files limit) -> this dyno has 1024 files and sockets open, its limit"
+        ),
+        "{log}"
+    );
+}

@@ -68,10 +68,20 @@ pub fn install_builtins(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     for (rel, text, exec) in FILES {
         let path = dir.join(rel);
+        // Readable by the build sandbox's uid whatever the daemon's umask:
+        // buildpacks are public code, mounted read-only into builds.
+        let mut parent = path.parent().expect("file has a parent");
+        std::fs::create_dir_all(parent)?;
+        while parent.starts_with(dir) {
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755))?;
+            match parent.parent() {
+                Some(p) => parent = p,
+                None => break,
+            }
+        }
         if std::fs::read_to_string(&path).is_ok_and(|old| old == *text) {
             continue;
         }
-        std::fs::create_dir_all(path.parent().expect("file has a parent"))?;
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, text)?;
         let mode = if *exec { 0o755 } else { 0o644 };

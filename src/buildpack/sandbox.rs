@@ -41,6 +41,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use std::os::unix::fs::PermissionsExt;
+
 use super::limits::{self, BUILD_TMP, BuildCgroup, Cgroups};
 
 /// The host uid (and gid) every sandboxed build runs as: in Debian's range
@@ -191,6 +193,11 @@ impl Sandbox {
             format!("root:x:0:\nbuild:x:{uid}:\nnogroup:x:65534:\n"),
         )
         .map_err(io("writing the sandbox's /etc/group"))?;
+        // The daemon's umask is 077; these two are what every build reads.
+        for f in ["passwd", "group"] {
+            std::fs::set_permissions(etc.join(f), std::fs::Permissions::from_mode(0o644))
+                .map_err(io("making the sandbox's /etc readable"))?;
+        }
         let rust = rust_sysroot();
         let cgroups = Cgroups::find();
         match &cgroups {
@@ -301,6 +308,9 @@ impl Sandbox {
         if self.setpriv.is_some() {
             limits::chown_tree(dirs.build, BUILD_UID)?;
             limits::chown_tree(dirs.cache, BUILD_UID)?;
+            // Read-only to the build by its mount, but written under the
+            // daemon's umask 077: the build uid must own it to read it.
+            limits::chown_tree(dirs.env, BUILD_UID)?;
         }
         let cgroup = match &self.cgroups {
             Some(c) => {
