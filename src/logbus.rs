@@ -6,6 +6,11 @@
 //! [`LOG_RING_LINES`] lines per app and fans each line out through a
 //! broadcast channel. A subscriber that falls behind loses lines (it is told
 //! how many) instead of slowing a dyno or the router down.
+//!
+//! Rings exist only for apps the platform [`open`](LogBus::open)ed (apps in
+//! the ledger): a line for any other name is handed to live subscribers and
+//! kept nowhere, so a stream of made-up names (a Host header per request)
+//! cannot grow the bus.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -199,16 +204,39 @@ impl LogBus {
         }
     }
 
-    /// Adds a line to its app's ring and hands it to live subscribers.
+    /// Gives `app` a ring (it was created, or found in the ledger at start).
+    /// Idempotent: an open ring keeps its lines.
+    pub fn open(&self, app: &str) {
+        self.inner
+            .rings
+            .lock()
+            .expect("log ring lock poisoned")
+            .entry(app.to_owned())
+            .or_default();
+    }
+
+    /// Whether `app` has a ring.
+    pub fn is_open(&self, app: &str) -> bool {
+        self.inner
+            .rings
+            .lock()
+            .expect("log ring lock poisoned")
+            .contains_key(app)
+    }
+
+    /// Adds a line to its app's ring, if the app has one, and hands it to
+    /// live subscribers. A line for an app without a ring allocates nothing
+    /// that outlives it.
     pub fn publish(&self, line: LogLine) {
         let line = Arc::new(line);
         {
             let mut rings = self.inner.rings.lock().expect("log ring lock poisoned");
-            let ring = rings.entry(line.app.clone()).or_default();
-            if ring.len() == LOG_RING_LINES {
-                ring.pop_front();
+            if let Some(ring) = rings.get_mut(&line.app) {
+                if ring.len() == LOG_RING_LINES {
+                    ring.pop_front();
+                }
+                ring.push_back(line.clone());
             }
-            ring.push_back(line.clone());
         }
         // No subscriber is not an error.
         let _ = self.inner.live.send(line);
@@ -315,8 +343,35 @@ mod tests {
     }
 
     #[test]
+    fn lines_for_apps_without_a_ring_are_not_kept() {
+        let bus = LogBus::new();
+        let mut sub = bus.subscribe();
+        for i in 0..10_000 {
+            bus.platform(&format!("nosuch{i}"), "router", "at=info");
+        }
+        assert!(bus.inner.rings.lock().unwrap().is_empty());
+        assert!(bus.recent("nosuch1", 10).is_empty());
+        assert!(!bus.is_open("nosuch1"));
+        // Live subscribers still see them (the broadcast ring is bounded).
+        assert!(matches!(
+            sub.rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(_))
+        ));
+        bus.open("a");
+        bus.platform("a", "web.1", "kept");
+        assert_eq!(bus.recent("a", 10).len(), 1);
+        bus.open("a");
+        assert_eq!(bus.recent("a", 10).len(), 1, "opening again keeps lines");
+        bus.forget("a");
+        bus.platform("a", "web.1", "after");
+        assert!(bus.recent("a", 10).is_empty());
+    }
+
+    #[test]
     fn ring_keeps_last_lines_per_app() {
         let bus = LogBus::new();
+        bus.open("a");
+        bus.open("b");
         for i in 0..LOG_RING_LINES + 5 {
             bus.publish(LogLine::now("a", Source::App, "web.1", &format!("{i}")));
         }

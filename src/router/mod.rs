@@ -5,26 +5,47 @@
 //! Errors answer 503 with a short page and an `H` code in the log: `H14` no
 //! web dynos up, `H10` they crashed, `H12` no response in time, `H13` the
 //! dyno closed the connection without answering, `H19` it could not be
-//! reached, `H99` the platform failed. Requests with both `Content-Length`
-//! and `Transfer-Encoding` are refused (request smuggling); headers are
-//! capped and slow clients timed out.
+//! reached, `H99` the platform failed; `H17` (502) the dyno's answer had
+//! both `Content-Length` and `Transfer-Encoding`. Requests the router
+//! refuses get their own status and line: 400 for a Host that is not a
+//! `host[:port]` ([`host`]) and for `Content-Length` with
+//! `Transfer-Encoding` (request smuggling; [`head`]), then the connection
+//! closes; 413 for a body over the limit; 404 for a host that names no app,
+//! logged to tracing, never to an app's ring (no app, no ring). Hop-by-hop
+//! headers are dropped both ways ([`hop`]); WebSocket upgrades are
+//! tunnelled ([`tunnel`]). Headers are capped and slow clients timed out.
+
+mod answer;
+mod body;
+mod head;
+mod hop;
+pub mod host;
+mod log;
+mod tunnel;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, combinators::BoxBody};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rand::{RngExt, SeedableRng};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::logbus::LogBus;
-use crate::routes::{Backend, RouteTable};
+use crate::routes::{NoRoute, RouteTable};
+use answer::{ERROR_PAGE, NO_SUCH_APP, closing, text};
+use body::Capped;
+use head::{Framing, HeadScan, Refusal, Sniff};
+use log::{LineBits, good_request_id, new_request_id, path_field};
 
 type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -62,9 +83,12 @@ struct Router {
     table: RouteTable,
     bus: LogBus,
     cfg: RouterConfig,
-    client: Client<HttpConnector, Limited<Incoming>>,
+    client: Client<HttpConnector, Capped>,
     rng: Mutex<rand::rngs::StdRng>,
     port: u16,
+    /// Ends tunnels and idle connections at shutdown.
+    stop: CancellationToken,
+    tasks: TaskTracker,
 }
 
 /// Serves until `shutdown` resolves.
@@ -94,100 +118,115 @@ pub async fn serve(
         client,
         rng: Mutex::new(rng),
         port,
+        stop: CancellationToken::new(),
+        tasks: TaskTracker::new(),
     });
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((tcp, peer)) = accepted else { continue };
                 let _ = tcp.set_nodelay(true);
-                let router = router.clone();
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(router.cfg.header_timeout)
-                    .max_buf_size(router.cfg.max_head.max(8192))
-                    .keep_alive(true)
-                    .serve_connection(
-                        TokioIo::new(tcp),
-                        hyper::service::service_fn(move |req| {
-                            let router = router.clone();
-                            async move { Ok::<_, Infallible>(router.handle(req, peer).await) }
-                        }),
-                    );
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move { let _ = conn.await; });
+                router.tasks.spawn(router.clone().connection(tcp, peer));
             }
             _ = &mut shutdown => break,
         }
     }
     drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(
-        Full::new(Bytes::from_static(body.as_bytes()))
-            .map_err(|e| match e {})
-            .boxed(),
-    );
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    r
-}
-
-const ERROR_PAGE: &str = "<!DOCTYPE html><html><head><title>Application Error</title></head><body><h1>Application error</h1><p>An error occurred in the application and your page could not be served. If you are the application owner, check your logs for details: <code>wdyno logs --tail</code></p></body></html>\n";
-
-/// The app a Host header names: `app.localhost:5000`, `app.example.com`, `app`.
-pub fn app_of_host(host: &str) -> Option<&str> {
-    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
-        if p.chars().all(|c| c.is_ascii_digit()) {
-            h
-        } else {
-            host
-        }
-    });
-    let app = host.split('.').next()?;
-    (!app.is_empty()).then_some(app)
-}
-
-/// Whether a client's `X-Request-Id` is one to keep.
-fn good_request_id(id: &str) -> bool {
-    (20..=200).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+/=-".contains(&b))
-}
-
-fn new_request_id(rng: &mut rand::rngs::StdRng) -> String {
-    let a: u128 = rng.random();
-    let h = format!("{a:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    router.stop.cancel();
+    router.tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), router.tasks.wait()).await;
 }
 
 impl Router {
-    async fn handle(&self, mut req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    /// One client connection: hyper over a socket whose request heads are
+    /// scanned for conflicting framing on the way in.
+    async fn connection(self: Arc<Self>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+        let framing = Arc::new(Framing::default());
+        // hyper buffers at most this much of a head (see max_buf_size).
+        let buffered = self.cfg.max_head.max(8192);
+        let io = Sniff::new(tcp, HeadScan::new(buffered, framing.clone()));
+        let router = self.clone();
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.cfg.header_timeout)
+            .max_buf_size(buffered)
+            .keep_alive(true)
+            .serve_connection(
+                TokioIo::new(io),
+                hyper::service::service_fn(move |req| {
+                    let (router, framing) = (router.clone(), framing.clone());
+                    async move { Ok::<_, Infallible>(router.handle(req, peer, &framing).await) }
+                }),
+            )
+            .with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = self.stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
+}
+
+impl Router {
+    async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        framing: &Framing,
+    ) -> Response<Body> {
         let started = Instant::now();
-        if req.headers().contains_key(header::CONTENT_LENGTH)
-            && req.headers().contains_key(header::TRANSFER_ENCODING)
-        {
-            let mut r = text(
-                StatusCode::BAD_REQUEST,
-                "Bad Request: Content-Length and Transfer-Encoding together\n",
-            );
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return r;
+        let framed = framing.next_request();
+        let raw_host = req
+            .headers()
+            .get(header::HOST)
+            .map(|h| h.as_bytes().to_vec())
+            .or_else(|| {
+                req.uri()
+                    .authority()
+                    .map(|a| a.as_str().as_bytes().to_vec())
+            })
+            .unwrap_or_default();
+        let checked = host::parse(&raw_host);
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "/".into());
+        let request_id = {
+            let mut rng = self.rng.lock().expect("router rng");
+            req.headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| good_request_id(v))
+                .map(str::to_owned)
+                .unwrap_or_else(|| new_request_id(&mut rng))
+        };
+        let mut line = LineBits {
+            app: checked.and_then(host::app_of_host),
+            known: false,
+            method: req.method().to_string(),
+            path: path_field(&path),
+            host: checked.map_or_else(|| host::quoted(&raw_host), str::to_owned),
+            request_id,
+            fwd: peer.ip().to_string(),
+        };
+        match framed {
+            Ok(()) => {}
+            Err(Refusal::BothFramings) => {
+                self.refused(&line, "Content-Length with Transfer-Encoding", 400, started);
+                return closing(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: Content-Length and Transfer-Encoding together\n",
+                );
+            }
+            Err(Refusal::Unreadable) => {
+                self.refused(&line, "Unreadable request framing", 400, started);
+                return closing(StatusCode::BAD_REQUEST, "Bad Request\n");
+            }
         }
         let head: usize = req.uri().to_string().len()
             + req
@@ -196,64 +235,52 @@ impl Router {
                 .map(|(k, v)| k.as_str().len() + v.len() + 4)
                 .sum::<usize>();
         if head > self.cfg.max_head {
-            let mut r = text(
+            self.refused(&line, "Request header fields too large", 431, started);
+            return closing(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "Request Header Fields Too Large\n",
             );
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return r;
         }
-        // hyper keeps only Transfer-Encoding when both framings are sent,
-        // so a smuggled second request would follow in the same bytes:
-        // such a connection is closed after this one answer.
-        let close_after = req.headers().contains_key(header::TRANSFER_ENCODING);
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()))
-            .unwrap_or_default();
-        let Some(app) = app_of_host(&host).map(str::to_owned) else {
-            return text(
-                StatusCode::NOT_FOUND,
-                "No such app: send a Host header naming one (APP.localhost)\n",
+        if checked.is_none() {
+            self.refused(&line, "Invalid Host header", 400, started);
+            return closing(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: the Host header is not a host[:port]\n",
             );
-        };
-        let method = req.method().to_string();
-        let path = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "/".into());
-        let (request_id, backend) = {
+        }
+        if req.method() == Method::CONNECT {
+            self.refused(&line, "CONNECT is not routed", 405, started);
+            return closing(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+        }
+        let app = line.app.clone().unwrap_or_default();
+        let backend = {
             let mut rng = self.rng.lock().expect("router rng");
-            let rid = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| good_request_id(v))
-                .map(str::to_owned)
-                .unwrap_or_else(|| new_request_id(&mut rng));
-            let pick = self.table.pick(&app, |n| rng.random_range(0..n));
-            (rid, pick)
+            self.table.pick(&app, |n| rng.random_range(0..n))
         };
-        let line = LineBits {
-            app: &app,
-            method: &method,
-            path: &path,
-            host: &host,
-            request_id: &request_id,
-            fwd: peer.ip().to_string(),
-        };
+        line.known = !matches!(backend, Err(NoRoute::NoSuchApp));
+        if !line.known {
+            tracing::info!(
+                target: "wdyno::router",
+                "at=info desc=\"No such app\" method={} path={} host={} request_id={} fwd=\"{}\" status=404 protocol=http",
+                line.method, line.path, line.host, line.request_id, line.fwd
+            );
+            return text(StatusCode::NOT_FOUND, NO_SUCH_APP);
+        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.cfg.max_body as u64) {
+            self.refused(&line, "Request body too large", 413, started);
+            return closing(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
+        }
         let backend = match backend {
             Ok(b) => b,
-            Err(crashed) => {
-                let (code, desc) = if crashed {
-                    ("H10", "App crashed")
-                } else {
-                    ("H14", "No web processes running")
+            Err(why) => {
+                let (code, desc) = match why {
+                    NoRoute::Crashed => ("H10", "App crashed"),
+                    NoRoute::NoWebDynos | NoRoute::NoSuchApp => ("H14", "No web processes running"),
                 };
                 self.log_error(&line, code, desc, None, started);
                 return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
@@ -261,14 +288,15 @@ impl Router {
         };
         // Counted until the dyno answers, so the manager can let a dyno it
         // takes out of service finish what it was sent.
-        backend
-            .inflight
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        backend.inflight.fetch_add(1, Ordering::SeqCst);
         let _inflight = InFlight(backend.inflight.clone());
+        let upgrade = hop::wants_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let headers = req.headers_mut();
+        hop::strip(headers, upgrade);
         headers.insert(
             "x-request-id",
-            HeaderValue::from_str(&request_id).expect("request ids are ASCII"),
+            HeaderValue::from_str(&line.request_id).expect("request ids are ASCII"),
         );
         let fwd = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(prev) => format!("{prev}, {}", peer.ip()),
@@ -289,12 +317,19 @@ impl Router {
                 return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
             }
         };
-        let forwarded = Request::from_parts(parts, Limited::new(body, self.cfg.max_body));
+        let (body, overflow) = Capped::new(body, self.cfg.max_body as u64);
+        let forwarded = Request::from_parts(parts, body);
         let connect_started = Instant::now();
-        match tokio::time::timeout(self.cfg.request_timeout, self.client.request(forwarded)).await {
+        let answer =
+            tokio::time::timeout(self.cfg.request_timeout, self.client.request(forwarded)).await;
+        if overflow.load(Ordering::Acquire) && !matches!(answer, Ok(Ok(_))) {
+            self.refused(&line, "Request body too large", 413, started);
+            return closing(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
+        }
+        let mut resp = match answer {
             Err(_) => {
                 self.log_error(&line, "H12", "Request timeout", Some(&backend), started);
-                text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE)
+                return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
             }
             Ok(Err(e)) => {
                 let (code, desc) = if e.is_connect() {
@@ -303,58 +338,57 @@ impl Router {
                     ("H13", "Connection closed without response")
                 };
                 self.log_error(&line, code, desc, Some(&backend), started);
-                text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE)
+                return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
             }
-            Ok(Ok(resp)) => {
-                let status = resp.status().as_u16();
-                let bytes = resp
-                    .headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-                let connect = connect_started.duration_since(started).as_millis();
-                self.bus.publish(crate::logbus::LogLine::now(
-                    &app,
-                    crate::logbus::Source::Wdyno,
-                    "router",
-                    &format!(
-                        "at=info method={} path=\"{}\" host={} request_id={} fwd=\"{}\" dyno={} connect={}ms service={}ms status={} bytes={} protocol=http",
-                        line.method, line.path, line.host, line.request_id, line.fwd, backend.dyno, connect,
-                        started.elapsed().as_millis(), status, bytes
-                    ),
-                ));
-                let mut resp = resp;
-                if close_after {
-                    resp.headers_mut()
-                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                resp.map(|b| {
-                    b.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-                        .boxed()
-                })
-            }
+            Ok(Ok(resp)) => resp,
+        };
+        if resp.headers().contains_key(header::CONTENT_LENGTH)
+            && resp.headers().contains_key(header::TRANSFER_ENCODING)
+        {
+            self.log_line(
+                &line,
+                "at=error code=H17 desc=\"Poorly formatted HTTP response\"",
+                &backend.dyno,
+                0,
+                502,
+                0,
+                started,
+            );
+            return text(StatusCode::BAD_GATEWAY, ERROR_PAGE);
         }
-    }
-
-    fn log_error(
-        &self,
-        l: &LineBits<'_>,
-        code: &str,
-        desc: &str,
-        backend: Option<&Backend>,
-        started: Instant,
-    ) {
-        let dyno = backend.map_or("", |b| b.dyno.as_str());
-        self.bus.publish(crate::logbus::LogLine::now(
-            l.app,
-            crate::logbus::Source::Wdyno,
-            "router",
-            &format!(
-                "at=error code={code} desc=\"{desc}\" method={} path=\"{}\" host={} request_id={} fwd=\"{}\" dyno={dyno} connect=0ms service={}ms status=503 bytes=0 protocol=http",
-                l.method, l.path, l.host, l.request_id, l.fwd, started.elapsed().as_millis()
-            ),
-        ));
+        let status = resp.status();
+        let tunnel = status == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some();
+        hop::strip(resp.headers_mut(), tunnel);
+        if let (true, Some(client)) = (tunnel, client_upgrade) {
+            let dyno = hyper::upgrade::on(&mut resp);
+            self.tasks
+                .spawn(tunnel::run(client, dyno, self.stop.child_token()));
+        } else if upgrade {
+            // The scan of this connection stopped at the handshake: the
+            // client must start over on a new one.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let bytes = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let connect = connect_started.duration_since(started).as_millis();
+        self.log_line(
+            &line,
+            "at=info",
+            &backend.dyno,
+            connect,
+            status.as_u16(),
+            bytes,
+            started,
+        );
+        resp.map(|b| {
+            b.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                .boxed()
+        })
     }
 }
 
@@ -362,37 +396,6 @@ struct InFlight(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-struct LineBits<'a> {
-    app: &'a str,
-    method: &'a str,
-    path: &'a str,
-    host: &'a str,
-    request_id: &'a str,
-    fwd: String,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_name_apps() {
-        assert_eq!(app_of_host("hello.localhost:5000"), Some("hello"));
-        assert_eq!(app_of_host("hello.example.com"), Some("hello"));
-        assert_eq!(app_of_host("hello"), Some("hello"));
-        assert_eq!(app_of_host("hello:80"), Some("hello"));
-        assert_eq!(app_of_host(""), None);
-    }
-
-    #[test]
-    fn request_ids_are_vetted() {
-        assert!(good_request_id("abcdefghij0123456789"));
-        assert!(!good_request_id("short"));
-        assert!(!good_request_id("has spaces in it, not allowed here"));
-        assert!(!good_request_id(&"a".repeat(201)));
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

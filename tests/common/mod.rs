@@ -181,8 +181,10 @@ pub struct Host {
 
 impl Host {
     pub fn new(app: &str) -> Host {
+        let bus = LogBus::new();
+        bus.open(app);
         Host {
-            bus: LogBus::new(),
+            bus,
             ports: PortBook::new(),
             dir: tempfile::tempdir().unwrap(),
             app: app.to_owned(),
