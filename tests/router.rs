@@ -179,6 +179,12 @@ async fn hop_by_hop_headers_stay_on_their_hop() {
     // And a third time, to be sure the connection is still usable.
     c.send(&get("edge.localhost", "/"));
     assert_eq!(c.answer().text(), "edge\n");
+    // An `Upgrade` the app does not take ends the connection after the
+    // answer: the router stops reading heads at an upgrade.
+    c.send(b"GET / HTTP/1.1\r\nHost: edge.localhost\r\nUpgrade: h2c\r\n\r\n");
+    let a = c.answer();
+    assert_eq!((a.status, a.header("connection")), (200, Some("close")));
+    assert!(c.closed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

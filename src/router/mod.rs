@@ -291,6 +291,9 @@ impl Router {
         backend.inflight.fetch_add(1, Ordering::SeqCst);
         let _inflight = InFlight(backend.inflight.clone());
         let upgrade = hop::wants_upgrade(req.headers());
+        // Any `Upgrade` header stops the head scan (hyper may switch
+        // protocols on it): unless tunnelled, the connection then closes.
+        let asked_upgrade = req.headers().contains_key(header::UPGRADE);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let headers = req.headers_mut();
         hop::strip(headers, upgrade);
@@ -363,7 +366,7 @@ impl Router {
             let dyno = hyper::upgrade::on(&mut resp);
             self.tasks
                 .spawn(tunnel::run(client, dyno, self.stop.child_token()));
-        } else if upgrade {
+        } else if asked_upgrade {
             // The scan of this connection stopped at the handshake: the
             // client must start over on a new one.
             resp.headers_mut()
