@@ -8,7 +8,9 @@
 //! - `POST /count` → how many body bytes arrived (`Content-Length` or
 //!   chunked);
 //! - `GET /clte` → an answer with both `Content-Length` and
-//!   `Transfer-Encoding` (a broken upstream);
+//!   `Transfer-Encoding` (a broken upstream); it says `Connection: close`
+//!   (as every answer here should: the app closes after each), so the
+//!   router never reuses the connection;
 //! - `GET /ws` with `Upgrade: websocket` → 101, then each text frame
 //!   received is sent back (unmasked) until a close frame.
 
@@ -116,7 +118,7 @@ fn serve(stream: &TcpStream) -> std::io::Result<()> {
             out.write_all(reply("200 OK", &format!("{n}\n")).as_bytes())
         }
         ("GET", "/clte") => out.write_all(
-            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n\
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n\
               5\r\nhello\r\n0\r\n\r\n",
         ),
         ("GET", "/ws") if head.get("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")) => {
