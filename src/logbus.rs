@@ -6,6 +6,11 @@
 //! [`LOG_RING_LINES`] lines per app and fans each line out through a
 //! broadcast channel. A subscriber that falls behind loses lines (it is told
 //! how many) instead of slowing a dyno or the router down.
+//!
+//! Rings exist only for apps the platform [`open`](LogBus::open)ed (apps in
+//! the ledger): a line for any other name is handed to live subscribers and
+//! kept nowhere, so a stream of made-up names (a Host header per request)
+//! cannot grow the bus.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -84,18 +89,24 @@ impl fmt::Display for LogLine {
 }
 
 /// Removes terminal control sequences and other control characters (tabs
-/// stay) so a dyno cannot drive the terminal of whoever reads its logs, and
-/// cuts the line at [`MAX_LINE_BYTES`] on a character boundary.
+/// stay), escapes the Unicode format characters that move or reorder text
+/// on a terminal (line and paragraph separators, bidi embeddings, overrides
+/// and isolates: see [`spoofs_layout`]) as `\u{202e}`, so a dyno cannot
+/// drive the terminal of whoever reads its logs or make one line look like
+/// two, and cuts the line at [`MAX_LINE_BYTES`] on a character boundary.
 pub fn sanitize(text: &str) -> String {
-    // Most lines hold nothing to strip: copy them whole. (C1 controls,
-    // U+0080–U+009F, are 0xC2 0x80–0x9F in UTF-8.)
-    let clean = |b: &[u8]| {
-        b.iter().all(|&c| (c >= 0x20 && c != 0x7f) || c == b'\t')
-            && !b
-                .windows(2)
-                .any(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1]))
-    };
-    if text.len() <= MAX_LINE_BYTES && clean(text.as_bytes()) {
+    // Most lines hold nothing to strip: copy them whole. Bytes that may start
+    // a character worth a closer look: C0 controls and DEL, 0xC2 (C1
+    // controls, U+0080–U+009F), 0xD8 (U+061C), 0xE2 (U+200E–U+2069), 0xEF
+    // (U+FEFF, U+FFF9–U+FFFB). Lines with one of those are checked by
+    // character before they are copied whole.
+    let suspect = |b: u8| (b < 0x20 && b != b'\t') || matches!(b, 0x7f | 0xc2 | 0xd8 | 0xe2 | 0xef);
+    if text.len() <= MAX_LINE_BYTES
+        && (!text.bytes().any(suspect)
+            || !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\t') || spoofs_layout(c)))
+    {
         return text.to_owned();
     }
     let mut out = String::with_capacity(text.len().min(MAX_LINE_BYTES));
@@ -130,12 +141,39 @@ pub fn sanitize(text: &str) -> String {
         if c.is_control() && c != '\t' {
             continue;
         }
+        if spoofs_layout(c) {
+            let escaped = format!("\\u{{{:x}}}", c as u32);
+            if out.len() + escaped.len() > MAX_LINE_BYTES {
+                break;
+            }
+            out.push_str(&escaped);
+            continue;
+        }
         if out.len() + c.len_utf8() > MAX_LINE_BYTES {
             break;
         }
         out.push(c);
     }
     out
+}
+
+/// Format characters that break or reorder a line when a terminal shows
+/// it: U+2028/U+2029 (line and paragraph separators), the bidi marks,
+/// embeddings, overrides and isolates (U+061C, U+200E, U+200F,
+/// U+202A–U+202E, U+2066–U+2069), the BOM used mid-line (U+FEFF) and the
+/// interlinear annotation marks (U+FFF9–U+FFFB). Zero-width joiners stay:
+/// scripts and emoji need them and they move nothing.
+pub fn spoofs_layout(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 /// The in-process bus shared by every part of a platform.
@@ -166,16 +204,39 @@ impl LogBus {
         }
     }
 
-    /// Adds a line to its app's ring and hands it to live subscribers.
+    /// Gives `app` a ring (it was created, or found in the ledger at start).
+    /// Idempotent: an open ring keeps its lines.
+    pub fn open(&self, app: &str) {
+        self.inner
+            .rings
+            .lock()
+            .expect("log ring lock poisoned")
+            .entry(app.to_owned())
+            .or_default();
+    }
+
+    /// Whether `app` has a ring.
+    pub fn is_open(&self, app: &str) -> bool {
+        self.inner
+            .rings
+            .lock()
+            .expect("log ring lock poisoned")
+            .contains_key(app)
+    }
+
+    /// Adds a line to its app's ring, if the app has one, and hands it to
+    /// live subscribers. A line for an app without a ring allocates nothing
+    /// that outlives it.
     pub fn publish(&self, line: LogLine) {
         let line = Arc::new(line);
         {
             let mut rings = self.inner.rings.lock().expect("log ring lock poisoned");
-            let ring = rings.entry(line.app.clone()).or_default();
-            if ring.len() == LOG_RING_LINES {
-                ring.pop_front();
+            if let Some(ring) = rings.get_mut(&line.app) {
+                if ring.len() == LOG_RING_LINES {
+                    ring.pop_front();
+                }
+                ring.push_back(line.clone());
             }
-            ring.push_back(line.clone());
         }
         // No subscriber is not an error.
         let _ = self.inner.live.send(line);
@@ -249,6 +310,31 @@ mod tests {
     }
 
     #[test]
+    fn sanitize_escapes_separators_and_bidi_controls() {
+        assert_eq!(sanitize("a\u{2028}b"), "a\\u{2028}b");
+        assert_eq!(sanitize("a\u{2029}b"), "a\\u{2029}b");
+        assert_eq!(
+            sanitize("user=\u{202e}nimda\u{202c} ok"),
+            "user=\\u{202e}nimda\\u{202c} ok"
+        );
+        assert_eq!(sanitize("\u{2066}x\u{2069}"), "\\u{2066}x\\u{2069}");
+        assert_eq!(
+            sanitize("\u{200f}\u{61c}\u{feff}"),
+            "\\u{200f}\\u{61c}\\u{feff}"
+        );
+        // Characters that share the lead bytes but move nothing stay.
+        let kept = "em — dash… • bullet ｆｕｌｌ 👩\u{200d}💻 é";
+        assert_eq!(sanitize(kept), kept);
+    }
+
+    #[test]
+    fn sanitize_escapes_within_the_line_limit() {
+        let text = format!("{}\u{2028}", "x".repeat(MAX_LINE_BYTES - 3));
+        let cut = sanitize(&text);
+        assert_eq!(cut, "x".repeat(MAX_LINE_BYTES - 3));
+    }
+
+    #[test]
     fn sanitize_cuts_long_lines_on_char_boundary() {
         let long = "é".repeat(MAX_LINE_BYTES);
         let cut = sanitize(&long);
@@ -257,8 +343,35 @@ mod tests {
     }
 
     #[test]
+    fn lines_for_apps_without_a_ring_are_not_kept() {
+        let bus = LogBus::new();
+        let mut sub = bus.subscribe();
+        for i in 0..10_000 {
+            bus.platform(&format!("nosuch{i}"), "router", "at=info");
+        }
+        assert!(bus.inner.rings.lock().unwrap().is_empty());
+        assert!(bus.recent("nosuch1", 10).is_empty());
+        assert!(!bus.is_open("nosuch1"));
+        // Live subscribers still see them (the broadcast ring is bounded).
+        assert!(matches!(
+            sub.rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(_))
+        ));
+        bus.open("a");
+        bus.platform("a", "web.1", "kept");
+        assert_eq!(bus.recent("a", 10).len(), 1);
+        bus.open("a");
+        assert_eq!(bus.recent("a", 10).len(), 1, "opening again keeps lines");
+        bus.forget("a");
+        bus.platform("a", "web.1", "after");
+        assert!(bus.recent("a", 10).is_empty());
+    }
+
+    #[test]
     fn ring_keeps_last_lines_per_app() {
         let bus = LogBus::new();
+        bus.open("a");
+        bus.open("b");
         for i in 0..LOG_RING_LINES + 5 {
             bus.publish(LogLine::now("a", Source::App, "web.1", &format!("{i}")));
         }

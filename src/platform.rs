@@ -134,6 +134,11 @@ impl Platform {
         })?);
         tracing::info!("{}", runtime.slots().capacity().describe());
         let bus = LogBus::new();
+        let routes = RouteTable::new();
+        for app in ledger.apps()? {
+            bus.open(app.name.as_str());
+            routes.open(app.name.as_str());
+        }
         let ports = PortBook::new();
         for &port in &cfg.allow_host_ports {
             ports.allow_host_port(port);
@@ -146,7 +151,7 @@ impl Platform {
             slugs.clone(),
             &home,
             cfg.manager.clone(),
-            RouteTable::new(),
+            routes,
         );
         let builder = Builder {
             ledger: ledger.clone(),
@@ -184,6 +189,14 @@ impl Platform {
             .ok()
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "localhost".into())
+    }
+
+    /// Makes a new app known to the log bus and the router: only apps that
+    /// exist get a log ring and a route entry, so unknown Host names cost
+    /// nothing. Call it once the ledger has the app.
+    pub fn app_created(&self, app: &crate::names::AppName) {
+        self.bus.open(app.as_str());
+        self.manager.routes().open(app.as_str());
     }
 
     /// Reserves the platform's ports and writes `api` and `router` for the

@@ -38,6 +38,20 @@ pub struct AppRoutes {
     pub web_crashed: bool,
 }
 
+/// Why [`RouteTable::pick`] found no dyno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoRoute {
+    /// No app by that name: the router answers 404 and keeps nothing.
+    NoSuchApp,
+    /// The app exists and runs no web dyno (H14).
+    NoWebDynos,
+    /// Its web dynos crashed (H10).
+    Crashed,
+}
+
+/// Apps are in the table from the moment they exist ([`RouteTable::open`])
+/// until they are destroyed ([`RouteTable::forget`]), so the router can
+/// tell an app with no dynos up (503) from a name that is no app (404).
 #[derive(Clone, Default)]
 pub struct RouteTable {
     inner: Arc<RwLock<HashMap<String, AppRoutes>>>,
@@ -46,6 +60,20 @@ pub struct RouteTable {
 impl RouteTable {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Enters an app that exists (created, or found in the ledger at start).
+    pub fn open(&self, app: &str) {
+        let mut t = self.inner.write().expect("route table lock");
+        t.entry(app.to_owned()).or_default();
+    }
+
+    /// Whether `app` is an app (it may have no dynos up).
+    pub fn exists(&self, app: &str) -> bool {
+        self.inner
+            .read()
+            .expect("route table lock")
+            .contains_key(app)
     }
 
     pub fn add(&self, app: &str, backend: Backend) {
@@ -74,14 +102,13 @@ impl RouteTable {
 
     /// One up web dyno of `app`, the `choose`n of however many there are
     /// (the router passes a uniform random index), cloning only that one.
-    /// `Err(true)` when the app's web dynos crashed, `Err(false)` when none
-    /// run.
-    pub fn pick(&self, app: &str, choose: impl FnOnce(usize) -> usize) -> Result<Backend, bool> {
+    pub fn pick(&self, app: &str, choose: impl FnOnce(usize) -> usize) -> Result<Backend, NoRoute> {
         let table = self.inner.read().expect("route table lock");
         match table.get(app) {
             Some(r) if !r.backends.is_empty() => Ok(r.backends[choose(r.backends.len())].clone()),
-            Some(r) => Err(r.web_crashed),
-            None => Err(false),
+            Some(r) if r.web_crashed => Err(NoRoute::Crashed),
+            Some(_) => Err(NoRoute::NoWebDynos),
+            None => Err(NoRoute::NoSuchApp),
         }
     }
 }

@@ -206,6 +206,7 @@ async fn handle(p: Arc<Platform>, req: Request<Incoming>) -> Reply {
                 .ok_or_else(|| ApiError::bad("expected {\"name\": \"APP\"}"))?;
             let name = AppName::parse(name).map_err(|e| ApiError::bad(e.to_string()))?;
             let app = p.ledger.create_app(&name)?;
+            p.app_created(&app.name);
             Ok(json_reply(StatusCode::CREATED, &app))
         }
         (&Method::GET, ["apps", app]) => {

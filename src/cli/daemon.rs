@@ -31,6 +31,9 @@ pub struct DaemonArgs {
     /// First restart backoff of a crashing dyno, milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub restart_backoff_ms: u64,
+    /// Largest request body the router forwards, bytes (larger: 413).
+    #[arg(long, default_value_t = 100 << 20)]
+    pub max_body: usize,
     /// Seed for the router's dyno pick (tests).
     #[arg(long)]
     pub router_seed: Option<u64>,
@@ -80,6 +83,7 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
     }
     cfg.router.request_timeout = Duration::from_secs(args.request_timeout);
     cfg.router.seed = args.router_seed;
+    cfg.router.max_body = args.max_body;
     cfg.build_cache = args.build_cache;
     cfg.compile_timeout = Duration::from_secs(args.compile_timeout);
     cfg.capacity = wdyno::dyno::CapacityConfig {

@@ -98,6 +98,7 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
     };
     let mut sub = platform.bus.subscribe();
     platform.ledger.create_app(&app)?;
+    platform.app_created(&app);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(async move {
         while let Some(line) = rx.recv().await {

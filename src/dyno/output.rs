@@ -258,6 +258,7 @@ mod tests {
     #[test]
     fn splits_lines_across_writes_and_streams() {
         let bus = LogBus::new();
+        bus.open("app");
         let out = DynoOutput::new(bus.clone(), "app", "web.1");
         let mut a = out.stream();
         let mut b = out.stream();
@@ -272,6 +273,7 @@ mod tests {
     #[test]
     fn cuts_long_lines() {
         let bus = LogBus::new();
+        bus.open("app");
         let out = DynoOutput::new(bus.clone(), "app", "web.1");
         let mut s = out.stream();
         s.push(&vec![b'x'; 50_000]);
@@ -284,6 +286,7 @@ mod tests {
     #[test]
     fn floods_are_rate_limited_and_reported() {
         let bus = LogBus::new();
+        bus.open("app");
         let out = DynoOutput::new(bus.clone(), "app", "web.1");
         let mut sink = out.inner.lock().unwrap();
         let t0 = sink.refilled;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod raw;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -181,8 +182,10 @@ pub struct Host {
 
 impl Host {
     pub fn new(app: &str) -> Host {
+        let bus = LogBus::new();
+        bus.open(app);
         Host {
-            bus: LogBus::new(),
+            bus,
             ports: PortBook::new(),
             dir: tempfile::tempdir().unwrap(),
             app: app.to_owned(),

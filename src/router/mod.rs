@@ -1,0 +1,404 @@
+//! The HTTP front door: picks a random up web dyno of the app the Host
+//! header names, forwards the request over a pooled keep-alive connection,
+//! and logs one Heroku-format line per request.
+//!
+//! Errors answer 503 with a short page and an `H` code in the log: `H14` no
+//! web dynos up, `H10` they crashed, `H12` no response in time, `H13` the
+//! dyno closed the connection without answering, `H19` it could not be
+//! reached, `H99` the platform failed; `H17` (502) the dyno's answer had
+//! both `Content-Length` and `Transfer-Encoding`. Requests the router
+//! refuses get their own status and line: 400 for a Host that is not a
+//! `host[:port]` ([`host`]) and for `Content-Length` with
+//! `Transfer-Encoding` (request smuggling; [`head`]), then the connection
+//! closes; 413 for a body over the limit; 404 for a host that names no app,
+//! logged to tracing, never to an app's ring (no app, no ring). Hop-by-hop
+//! headers are dropped both ways ([`hop`]); WebSocket upgrades are
+//! tunnelled ([`tunnel`]). Headers are capped and slow clients timed out.
+
+mod answer;
+mod body;
+mod head;
+mod hop;
+pub mod host;
+mod log;
+mod tunnel;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, combinators::BoxBody};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rand::{RngExt, SeedableRng};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::logbus::LogBus;
+use crate::routes::{NoRoute, RouteTable};
+use answer::{ERROR_PAGE, NO_SUCH_APP, closing, text};
+use body::Capped;
+use head::{Framing, HeadScan, Refusal, Sniff};
+use log::{LineBits, good_request_id, new_request_id, path_field};
+
+type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Router settings; the defaults are Heroku's.
+#[derive(Debug, Clone)]
+pub struct RouterConfig {
+    /// Time for a dyno to start answering (H12).
+    pub request_timeout: Duration,
+    /// Time to connect to a dyno (H19).
+    pub connect_timeout: Duration,
+    /// Time a client has to send its request headers.
+    pub header_timeout: Duration,
+    /// Largest request body forwarded.
+    pub max_body: usize,
+    /// Largest request head (request line and headers).
+    pub max_head: usize,
+    /// Seed for the dyno pick, for tests.
+    pub seed: Option<u64>,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(10),
+            max_body: 100 << 20,
+            max_head: 16 * 1024,
+            seed: None,
+        }
+    }
+}
+
+struct Router {
+    table: RouteTable,
+    bus: LogBus,
+    cfg: RouterConfig,
+    client: Client<HttpConnector, Capped>,
+    rng: Mutex<rand::rngs::StdRng>,
+    port: u16,
+    /// Ends tunnels and idle connections at shutdown.
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    table: RouteTable,
+    bus: LogBus,
+    cfg: RouterConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(cfg.connect_timeout));
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_timer(TokioTimer::new())
+        .build(connector);
+    let rng = match cfg.seed {
+        Some(s) => rand::rngs::StdRng::seed_from_u64(s),
+        None => rand::make_rng(),
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let router = Arc::new(Router {
+        table,
+        bus,
+        cfg,
+        client,
+        rng: Mutex::new(rng),
+        port,
+        stop: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((tcp, peer)) = accepted else { continue };
+                let _ = tcp.set_nodelay(true);
+                router.tasks.spawn(router.clone().connection(tcp, peer));
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    router.stop.cancel();
+    router.tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), router.tasks.wait()).await;
+}
+
+impl Router {
+    /// One client connection: hyper over a socket whose request heads are
+    /// scanned for conflicting framing on the way in.
+    async fn connection(self: Arc<Self>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+        let framing = Arc::new(Framing::default());
+        // hyper buffers at most this much of a head (see max_buf_size).
+        let buffered = self.cfg.max_head.max(8192);
+        let io = Sniff::new(tcp, HeadScan::new(buffered, framing.clone()));
+        let router = self.clone();
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.cfg.header_timeout)
+            .max_buf_size(buffered)
+            .keep_alive(true)
+            .serve_connection(
+                TokioIo::new(io),
+                hyper::service::service_fn(move |req| {
+                    let (router, framing) = (router.clone(), framing.clone());
+                    async move { Ok::<_, Infallible>(router.handle(req, peer, &framing).await) }
+                }),
+            )
+            .with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = self.stop.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
+}
+
+impl Router {
+    async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        framing: &Framing,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let framed = framing.next_request();
+        let raw_host = req
+            .headers()
+            .get(header::HOST)
+            .map(|h| h.as_bytes().to_vec())
+            .or_else(|| {
+                req.uri()
+                    .authority()
+                    .map(|a| a.as_str().as_bytes().to_vec())
+            })
+            .unwrap_or_default();
+        let checked = host::parse(&raw_host);
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "/".into());
+        let request_id = {
+            let mut rng = self.rng.lock().expect("router rng");
+            req.headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| good_request_id(v))
+                .map(str::to_owned)
+                .unwrap_or_else(|| new_request_id(&mut rng))
+        };
+        let mut line = LineBits {
+            app: checked.and_then(host::app_of_host),
+            known: false,
+            method: req.method().to_string(),
+            path: path_field(&path),
+            host: checked.map_or_else(|| host::quoted(&raw_host), str::to_owned),
+            request_id,
+            fwd: peer.ip().to_string(),
+        };
+        match framed {
+            Ok(()) => {}
+            Err(Refusal::BothFramings) => {
+                self.refused(&line, "Content-Length with Transfer-Encoding", 400, started);
+                return closing(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: Content-Length and Transfer-Encoding together\n",
+                );
+            }
+            Err(Refusal::Unreadable) => {
+                self.refused(&line, "Unreadable request framing", 400, started);
+                return closing(StatusCode::BAD_REQUEST, "Bad Request\n");
+            }
+        }
+        let head: usize = req.uri().to_string().len()
+            + req
+                .headers()
+                .iter()
+                .map(|(k, v)| k.as_str().len() + v.len() + 4)
+                .sum::<usize>();
+        if head > self.cfg.max_head {
+            self.refused(&line, "Request header fields too large", 431, started);
+            return closing(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "Request Header Fields Too Large\n",
+            );
+        }
+        if checked.is_none() {
+            self.refused(&line, "Invalid Host header", 400, started);
+            return closing(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: the Host header is not a host[:port]\n",
+            );
+        }
+        if req.method() == Method::CONNECT {
+            self.refused(&line, "CONNECT is not routed", 405, started);
+            return closing(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+        }
+        let app = line.app.clone().unwrap_or_default();
+        let backend = {
+            let mut rng = self.rng.lock().expect("router rng");
+            self.table.pick(&app, |n| rng.random_range(0..n))
+        };
+        line.known = !matches!(backend, Err(NoRoute::NoSuchApp));
+        if !line.known {
+            tracing::info!(
+                target: "wdyno::router",
+                "at=info desc=\"No such app\" method={} path={} host={} request_id={} fwd=\"{}\" status=404 protocol=http",
+                line.method, line.path, line.host, line.request_id, line.fwd
+            );
+            return text(StatusCode::NOT_FOUND, NO_SUCH_APP);
+        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.cfg.max_body as u64) {
+            self.refused(&line, "Request body too large", 413, started);
+            return closing(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
+        }
+        let backend = match backend {
+            Ok(b) => b,
+            Err(why) => {
+                let (code, desc) = match why {
+                    NoRoute::Crashed => ("H10", "App crashed"),
+                    NoRoute::NoWebDynos | NoRoute::NoSuchApp => ("H14", "No web processes running"),
+                };
+                self.log_error(&line, code, desc, None, started);
+                return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
+            }
+        };
+        // Counted until the dyno answers, so the manager can let a dyno it
+        // takes out of service finish what it was sent.
+        backend.inflight.fetch_add(1, Ordering::SeqCst);
+        let _inflight = InFlight(backend.inflight.clone());
+        let upgrade = hop::wants_upgrade(req.headers());
+        // Any `Upgrade` header stops the head scan (hyper may switch
+        // protocols on it): unless tunnelled, the connection then closes.
+        let asked_upgrade = req.headers().contains_key(header::UPGRADE);
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let headers = req.headers_mut();
+        hop::strip(headers, upgrade);
+        headers.insert(
+            "x-request-id",
+            HeaderValue::from_str(&line.request_id).expect("request ids are ASCII"),
+        );
+        let fwd = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&fwd) {
+            headers.insert("x-forwarded-for", v);
+        }
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        headers.insert("x-forwarded-port", HeaderValue::from(self.port));
+        headers.insert(header::VIA, HeaderValue::from_static("1.1 wdyno"));
+        let uri = format!("http://{}{}", backend.addr(), path);
+        let (mut parts, body) = req.into_parts();
+        parts.uri = match uri.parse() {
+            Ok(u) => u,
+            Err(_) => {
+                self.log_error(&line, "H99", "Platform error", Some(&backend), started);
+                return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
+            }
+        };
+        let (body, overflow) = Capped::new(body, self.cfg.max_body as u64);
+        let forwarded = Request::from_parts(parts, body);
+        let connect_started = Instant::now();
+        let answer =
+            tokio::time::timeout(self.cfg.request_timeout, self.client.request(forwarded)).await;
+        if overflow.load(Ordering::Acquire) && !matches!(answer, Ok(Ok(_))) {
+            self.refused(&line, "Request body too large", 413, started);
+            return closing(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
+        }
+        let mut resp = match answer {
+            Err(_) => {
+                self.log_error(&line, "H12", "Request timeout", Some(&backend), started);
+                return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
+            }
+            Ok(Err(e)) => {
+                let (code, desc) = if e.is_connect() {
+                    ("H19", "Backend connection timeout")
+                } else {
+                    ("H13", "Connection closed without response")
+                };
+                self.log_error(&line, code, desc, Some(&backend), started);
+                return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
+            }
+            Ok(Ok(resp)) => resp,
+        };
+        if resp.headers().contains_key(header::CONTENT_LENGTH)
+            && resp.headers().contains_key(header::TRANSFER_ENCODING)
+        {
+            self.log_line(
+                &line,
+                "at=error code=H17 desc=\"Poorly formatted HTTP response\"",
+                &backend.dyno,
+                0,
+                502,
+                0,
+                started,
+            );
+            return text(StatusCode::BAD_GATEWAY, ERROR_PAGE);
+        }
+        let status = resp.status();
+        let tunnel = status == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some();
+        hop::strip(resp.headers_mut(), tunnel);
+        if let (true, Some(client)) = (tunnel, client_upgrade) {
+            let dyno = hyper::upgrade::on(&mut resp);
+            self.tasks
+                .spawn(tunnel::run(client, dyno, self.stop.child_token()));
+        } else if asked_upgrade {
+            // The scan of this connection stopped at the handshake: the
+            // client must start over on a new one.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let bytes = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        let connect = connect_started.duration_since(started).as_millis();
+        self.log_line(
+            &line,
+            "at=info",
+            &backend.dyno,
+            connect,
+            status.as_u16(),
+            bytes,
+            started,
+        );
+        resp.map(|b| {
+            b.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                .boxed()
+        })
+    }
+}
+
+struct InFlight(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
