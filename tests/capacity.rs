@@ -22,15 +22,7 @@ fn prebuilt(component: &Path) -> tempfile::TempDir {
 }
 
 fn formation(d: &Daemon, app: &str) -> Value {
-    let api = std::fs::read_to_string(d.home().join("api")).unwrap();
-    let token = std::fs::read_to_string(d.home().join("api-token")).unwrap();
-    let out = std::process::Command::new("curl")
-        .args(["-sf", "-H"])
-        .arg(format!("Authorization: Bearer {}", token.trim()))
-        .arg(format!("{}/apps/{app}/formation", api.trim()))
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
+    d.api_get(&format!("/apps/{app}/formation"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

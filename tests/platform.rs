@@ -8,8 +8,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
-use common::{Client, built_app, repo, stdout_lines};
-use serde_json::Value;
+use common::{Client, built_app, repo, stdout_lines, until};
 
 fn prebuilt(procfile: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -23,27 +22,6 @@ fn prebuilt(procfile: &str) -> tempfile::TempDir {
     .unwrap();
     std::fs::write(dir.path().join("Procfile"), procfile).unwrap();
     dir
-}
-
-fn ps(d: &Daemon, app: &str) -> Vec<Value> {
-    d.json(&["ps", "-a", app]).as_array().unwrap().clone()
-}
-
-/// Polls a state through the CLI until `pred` holds, failing at a deadline.
-async fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn all_up(d: &Daemon, app: &str, n: usize) -> Option<()> {
-    let list = ps(d, app);
-    (list.len() == n && list.iter().all(|x| x["state"] == "up")).then_some(())
 }
 
 fn log_lines(d: &Daemon, app: &str, extra: &[&str]) -> Vec<String> {
@@ -156,7 +134,7 @@ async fn scale_to_ten_spreads_requests_uniformly() {
     d.create_and_deploy("probe", &repo().join("tests/apps/probe"));
     let out = d.cli(&["ps:scale", "web=10", "-a", "probe"]).ok();
     assert_eq!(out.stdout, "Scaling dynos... done, now running web=10\n");
-    until("10 web dynos up", 60, || all_up(&d, "probe", 10)).await;
+    until("10 web dynos up", 60, || d.all_up("probe", 10)).await;
     let text = d.cli(&["ps", "-a", "probe"]).ok().stdout;
     assert!(
         text.starts_with("=== web (10): bin/web\nweb.1: up "),
@@ -188,7 +166,7 @@ async fn scale_to_ten_spreads_requests_uniformly() {
 async fn router_errors_have_their_codes() {
     let d = Daemon::start(&["--request-timeout", "1"]);
     d.create_and_deploy("probe", &repo().join("tests/apps/probe"));
-    until("web up", 30, || all_up(&d, "probe", 1)).await;
+    until("web up", 30, || d.all_up("probe", 1)).await;
     let mut c = Client::connect(d.router).await;
     // The dyno closes the connection without answering: H13.
     assert_eq!(c.get_host("probe.localhost", "/close").await.0, 503);
@@ -198,7 +176,7 @@ async fn router_errors_have_their_codes() {
     assert!(t.elapsed() >= Duration::from_secs(1));
     d.cli(&["ps:scale", "web=0", "-a", "probe"]).ok();
     until("no web dynos", 30, || {
-        ps(&d, "probe").is_empty().then_some(())
+        d.ps("probe").is_empty().then_some(())
     })
     .await;
     assert_eq!(c.get_host("probe.localhost", "/").await.0, 503);
@@ -206,7 +184,7 @@ async fn router_errors_have_their_codes() {
     let crashing = prebuilt("web: bin/worker exit 1\n");
     d.create_and_deploy("crashy", crashing.path());
     until("crashed", 30, || {
-        ps(&d, "crashy")
+        d.ps("crashy")
             .first()
             .filter(|x| x["state"] == "crashed")
             .map(|_| ())
@@ -291,10 +269,10 @@ async fn a_daemon_restart_brings_back_the_same_formation_and_release() {
     d.create_and_deploy("probe", &repo().join("tests/apps/probe"));
     d.cli(&["config:set", "GREETING=back", "-a", "probe"]).ok();
     d.cli(&["ps:scale", "web=2", "-a", "probe"]).ok();
-    until("2 up", 30, || all_up(&d, "probe", 2)).await;
+    until("2 up", 30, || d.all_up("probe", 2)).await;
     d.restart();
-    until("2 up again", 30, || all_up(&d, "probe", 2)).await;
-    let list = ps(&d, "probe");
+    until("2 up again", 30, || d.all_up("probe", 2)).await;
+    let list = d.ps("probe");
     assert!(list.iter().all(|x| x["release"] == 2), "{list:?}");
     assert_eq!(d.get("probe", "/greeting").await, (200, "back".to_owned()));
 }
@@ -306,7 +284,7 @@ async fn a_deploy_under_steady_traffic_fails_no_request() {
     std::fs::write(a.path().join("VERSION"), "A").unwrap();
     d.create_and_deploy("steady", a.path());
     d.cli(&["ps:scale", "web=2", "-a", "steady"]).ok();
-    until("2 up", 30, || all_up(&d, "steady", 2)).await;
+    until("2 up", 30, || d.all_up("steady", 2)).await;
     let router = d.router;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let traffic = {
@@ -327,7 +305,7 @@ async fn a_deploy_under_steady_traffic_fails_no_request() {
     d.cli(&["deploy", b.path().to_str().unwrap(), "-a", "steady"])
         .ok();
     until("old dynos gone", 30, || {
-        let list = ps(&d, "steady");
+        let list = d.ps("steady");
         list.iter()
             .all(|x| x["release"] == 2 && x["state"] == "up")
             .then_some(())
@@ -399,7 +377,7 @@ async fn logs_follow_one_dyno_and_a_stuck_reader_does_not_slow_the_router() {
     let d = Daemon::start(&[]);
     d.create_and_deploy("probe", &repo().join("tests/apps/probe"));
     d.cli(&["ps:scale", "web=2", "-a", "probe"]).ok();
-    until("2 up", 30, || all_up(&d, "probe", 2)).await;
+    until("2 up", 30, || d.all_up("probe", 2)).await;
 
     // A reader of a log stream that never reads a byte.
     let api = api_url(&d);
@@ -461,7 +439,7 @@ async fn logs_follow_one_dyno_and_a_stuck_reader_does_not_slow_the_router() {
 async fn the_router_refuses_smuggling_and_oversized_heads() {
     let d = Daemon::start(&[]);
     d.create_and_deploy("probe", &repo().join("tests/apps/probe"));
-    until("web up", 30, || all_up(&d, "probe", 1)).await;
+    until("web up", 30, || d.all_up("probe", 1)).await;
     let router = format!("127.0.0.1:{}", d.router);
     // Content-Length and Transfer-Encoding together, with a second request
     // hidden in the body: refused, and the connection closed.

@@ -9,6 +9,7 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod density;
 mod inproc;
 mod load;
 mod native;
@@ -193,6 +194,9 @@ async fn bench() {
     }
     if want("proxy") {
         served::proxy(&plan, &mut table, &s).await;
+    }
+    if want("density") {
+        density::density(&plan, &mut table, &s).await;
     }
 
     println!();

@@ -30,19 +30,7 @@ pub struct Served {
 
 impl Served {
     pub async fn start() -> Served {
-        let daemon = Daemon::start(&[]);
-        let home = daemon.home().to_owned();
-        let read = |f: &str| {
-            std::fs::read_to_string(home.join(f))
-                .unwrap()
-                .trim()
-                .to_owned()
-        };
-        let served = Served {
-            api: read("api").trim_start_matches("http://").to_owned(),
-            token: read("api-token"),
-            daemon,
-        };
+        let served = Served::attach(Daemon::start(&[]));
         served.deploy(APP, "hello");
         served.daemon.answers(APP, "/", "hello\n").await;
         served.deploy(KEEP_ALIVE, "probe");
@@ -53,7 +41,23 @@ impl Served {
         served
     }
 
-    fn deploy(&self, app: &str, test_app: &str) {
+    /// Drives a daemon through its control API.
+    pub fn attach(daemon: Daemon) -> Served {
+        let home = daemon.home().to_owned();
+        let read = |f: &str| {
+            std::fs::read_to_string(home.join(f))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        Served {
+            api: read("api").trim_start_matches("http://").to_owned(),
+            token: read("api-token"),
+            daemon,
+        }
+    }
+
+    pub fn deploy(&self, app: &str, test_app: &str) {
         self.daemon
             .create_and_deploy(app, &repo().join("tests/apps").join(test_app));
     }

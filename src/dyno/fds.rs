@@ -32,15 +32,8 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, TcpSocket, UdpSocket};
 use wasmtime_wasi::sockets::WasiSocketsView;
 
 use super::sandbox::DynoData;
+use super::shadows::{FS_TYPES, TCP, TCP_CREATE, UDP, UDP_CREATE};
 use crate::logbus::LogBus;
-
-/// The WASI 0.2 interfaces wasmtime-wasi 48 defines (what the shadowing
-/// functions below replace).
-const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
-const TCP: &str = "wasi:sockets/tcp@0.2.12";
-const TCP_CREATE: &str = "wasi:sockets/tcp-create-socket@0.2.12";
-const UDP: &str = "wasi:sockets/udp@0.2.12";
-const UDP_CREATE: &str = "wasi:sockets/udp-create-socket@0.2.12";
 
 /// The host-wide pool of descriptors for guests, and each app's share.
 #[derive(Debug)]
@@ -189,7 +182,7 @@ impl Drop for DynoFds {
 /// give the descriptor back. Called after wasmtime-wasi's own definitions,
 /// with shadowing allowed.
 pub(crate) fn add_to_linker(linker: &mut Linker<DynoData>) -> wasmtime::Result<()> {
-    let mut types = linker.instance(FILESYSTEM_TYPES)?;
+    let mut types = linker.instance(FS_TYPES)?;
     types.func_wrap_async(
         "[method]descriptor.open-at",
         |mut store,
@@ -327,6 +320,7 @@ mod tests {
     #[test]
     fn a_dyno_an_app_and_the_host_each_have_a_limit() {
         let bus = LogBus::new();
+        bus.open("a");
         let pool = FdPool::new(10, 5, 4);
         let a1 = pool.dyno("a", "web.1", bus.clone());
         for _ in 0..4 {

@@ -5,6 +5,7 @@
 //! the platform must do more, the call is shadowed in the `Linker` (defined
 //! again over wasmtime-wasi's definition) and delegates to wasmtime-wasi's
 //! implementation:
+//! - (in [`super::fds`]) every call that makes a descriptor, counted.
 //! - `wasi:sockets/tcp` `start-bind`: the address is moved to loopback
 //!   ([`bind_address`]) before the bind, so `0.0.0.0:$PORT` never listens on
 //!   the network.
@@ -38,8 +39,13 @@ use super::fence::bind_address;
 use super::files::DynoFiles;
 use super::sandbox::DynoData;
 
-const TCP: &str = "wasi:sockets/tcp@0.2.12";
-const FS_TYPES: &str = "wasi:filesystem/types@0.2.12";
+/// The interfaces wasmtime-wasi 48 defines, as the Linker names them
+/// (shadowed here and in [`super::fds`]).
+pub(super) const TCP: &str = "wasi:sockets/tcp@0.2.12";
+pub(super) const TCP_CREATE: &str = "wasi:sockets/tcp-create-socket@0.2.12";
+pub(super) const UDP: &str = "wasi:sockets/udp@0.2.12";
+pub(super) const UDP_CREATE: &str = "wasi:sockets/udp-create-socket@0.2.12";
+pub(super) const FS_TYPES: &str = "wasi:filesystem/types@0.2.12";
 
 /// Shadows the calls above; the linker must allow shadowing.
 pub(crate) fn add_to_linker(linker: &mut Linker<DynoData>) -> wasmtime::Result<()> {

@@ -151,6 +151,25 @@ impl Daemon {
         panic!("{app}{path} never answered {want:?}; last answer {last:?}");
     }
 
+    /// `GET path` on the control API, with the token: the JSON answer.
+    pub fn api_get(&self, path: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let read = |f: &str| std::fs::read_to_string(self.home().join(f)).unwrap();
+        let api = read("api");
+        let addr = api.trim().trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            read("api-token").trim()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {out}"))
+    }
+
     /// `ps --json`: the app's dynos.
     pub fn ps(&self, app: &str) -> Vec<serde_json::Value> {
         self.json(&["ps", "-a", app]).as_array().unwrap().clone()
