@@ -109,3 +109,60 @@ fn the_rust_buildpack_refuses_a_multi_threaded_tokio_runtime_before_compiling() 
          !       A working axum app: examples/rust-axum in the wdyno repository.\n"
     );
 }
+
+/// Builds a dependency-free app whose code compiles only when rustc got
+/// both `--cfg NAME` (the user's) and `--cfg tokio_unstable` (the
+/// buildpack's); `setup` adds the user's flags to the build or ENV_DIR.
+fn builds_with_both_flags(name: &str, setup: impl FnOnce(&Path, &Path)) {
+    let build = tempfile::tempdir().unwrap();
+    let b = build.path();
+    std::fs::create_dir_all(b.join("src")).unwrap();
+    std::fs::write(
+        b.join("Cargo.toml"),
+        "[package]\nname = \"flags\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\
+         [workspace]\n[lints.rust]\nunexpected_cfgs = \"allow\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        b.join("src/main.rs"),
+        format!(
+            "#[cfg(not({name}))] compile_error!(\"the user's flags were dropped\");\n\
+             #[cfg(not(tokio_unstable))] compile_error!(\"the buildpack's flags were dropped\");\n\
+             fn main() {{}}\n"
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let env = tempfile::tempdir().unwrap();
+    setup(b, env.path());
+    let out = Command::new(repo().join("buildpacks/rust/bin/compile"))
+        .args([b, cache.path(), env.path()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(b.join("bin/flags.wasm").is_file());
+}
+
+#[test]
+fn the_rust_buildpack_adds_its_flags_after_the_users_rustflags() {
+    builds_with_both_flags("from_env", |_, env| {
+        std::fs::write(env.join("RUSTFLAGS"), "--cfg from_env").unwrap();
+    });
+}
+
+#[test]
+fn the_rust_buildpack_keeps_the_apps_cargo_config_rustflags() {
+    builds_with_both_flags("from_config", |build, _| {
+        std::fs::create_dir_all(build.join(".cargo")).unwrap();
+        std::fs::write(
+            build.join(".cargo/config.toml"),
+            "[build]\nrustflags = [\"--cfg\", \"from_config\"]\n",
+        )
+        .unwrap();
+    });
+}
