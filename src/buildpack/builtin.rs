@@ -22,6 +22,16 @@ const FILES: &[(&str, &str, bool)] = &[
         true,
     ),
     (
+        "rust/lib/fcntl_fix.rs",
+        include_str!("../../buildpacks/rust/lib/fcntl_fix.rs"),
+        false,
+    ),
+    (
+        "rust/lib/wasip2.py",
+        include_str!("../../buildpacks/rust/lib/wasip2.py"),
+        false,
+    ),
+    (
         "js/bin/detect",
         include_str!("../../buildpacks/js/bin/detect"),
         true,
