@@ -142,7 +142,7 @@ impl Limit {
         match self {
             Limit::MapCount => "vm.max_map_count",
             Limit::OpenFiles => "the open-files limit (ulimit -n)",
-            Limit::AddressSpace => "the address-space limit (ulimit -v)",
+            Limit::AddressSpace => "the address space (4 GiB reserved per dyno's memory)",
             Limit::Operator => "the daemon's --capacity",
         }
     }
@@ -154,7 +154,9 @@ impl Limit {
                 "raise it as root with `sysctl -w vm.max_map_count=262144` (7 maps per dyno)"
             }
             Limit::OpenFiles => "raise the hard limit (`ulimit -Hn`, systemd's LimitNOFILE)",
-            Limit::AddressSpace => "lift the address-space limit (`ulimit -v unlimited`)",
+            Limit::AddressSpace => {
+                "lift any `ulimit -v`; past half of the 128 TiB a process may map, add hosts"
+            }
             Limit::Operator => "start the daemon with a larger --capacity",
         }
     }

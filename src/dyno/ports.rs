@@ -19,6 +19,8 @@ pub struct PortBook {
 
 #[derive(Default)]
 struct Book {
+    /// Where the next lease looks first.
+    cursor: u32,
     reserved: HashSet<u16>,
     dynos: HashSet<u16>,
     /// Host-only ports the operator opened to every dyno.
@@ -81,24 +83,38 @@ impl PortBook {
     }
 
     /// Finds a free port for a dyno and records it as that dyno's.
+    ///
+    /// Ports are taken in turn from the kernel's ephemeral range, skipping
+    /// those leased and those something else has bound. (Asking the kernel
+    /// for port 0 hands out the same few ports again and again while their
+    /// dynos have not bound them yet: a 10 000-dyno scale ran out of tries.)
     pub fn lease(&self) -> std::io::Result<PortLease> {
-        // Ask the kernel for a free port; retry if it hands out one we have
-        // leased but the dyno has not bound yet.
-        for _ in 0..64 {
-            let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-                .local_addr()?
-                .port();
-            let mut book = self.lock();
-            if !book.reserved.contains(&port) && book.dynos.insert(port) {
-                return Ok(PortLease {
-                    port,
-                    book: self.clone(),
-                });
+        let (lo, hi) = ephemeral_range();
+        let span = u32::from(hi - lo) + 1;
+        let mut book = self.lock();
+        if book.cursor == 0 {
+            // Each platform starts at its own place, so two on one host
+            // rarely offer the same port to two unbound dynos.
+            book.cursor = rand::random::<u32>() | 1;
+        }
+        for _ in 0..span {
+            let port = lo + ((book.cursor % span) as u16);
+            book.cursor = book.cursor.wrapping_add(1);
+            if book.reserved.contains(&port) || book.dynos.contains(&port) {
+                continue;
             }
+            if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
+                continue;
+            }
+            book.dynos.insert(port);
+            return Ok(PortLease {
+                port,
+                book: self.clone(),
+            });
         }
         Err(std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
-            "no free port for a dyno after 64 tries",
+            format!("every port of {lo}-{hi} is taken: no port for another web dyno"),
         ))
     }
 
@@ -112,9 +128,32 @@ impl PortBook {
     }
 }
 
+/// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`).
+fn ephemeral_range() -> (u16, u16) {
+    static RANGE: std::sync::OnceLock<(u16, u16)> = std::sync::OnceLock::new();
+    *RANGE.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| {
+                let mut it = s.split_whitespace().map(|n| n.parse::<u16>().ok());
+                Some((it.next()??, it.next()??))
+            })
+            .filter(|(lo, hi)| lo <= hi && *lo > 1024)
+            .unwrap_or((32768, 60999))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thousands_of_unbound_leases_are_all_distinct() {
+        let book = PortBook::new();
+        let leases: Vec<PortLease> = (0..5000).map(|_| book.lease().unwrap()).collect();
+        let ports: HashSet<u16> = leases.iter().map(|l| l.port()).collect();
+        assert_eq!(ports.len(), 5000);
+    }
 
     #[test]
     fn leases_are_distinct_and_forbidden_to_others() {
