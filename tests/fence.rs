@@ -7,21 +7,10 @@ mod common;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::daemon::Daemon;
-use common::{Host, built_app, network_address, within};
-
-/// Runs `bin/probe` with `args` as a worker; its stdout once it exited.
-async fn probe(host: &mut Host, name: &str, args: &[&str]) -> Vec<String> {
-    let app = built_app("probe");
-    let mut argv = vec!["bin/probe"];
-    argv.extend_from_slice(args);
-    let started = host.start(&app, name, &argv, false);
-    let exit = within(60, "probe exits", started.dyno.wait()).await;
-    assert_eq!(exit.status, 0, "probe {args:?}: {:?}", host.lines(name));
-    host.output(name)
-}
+use common::{Host, built_app, network_address, probe, until, within};
 
 /// A UDP socket on `ip` that answers every datagram with `pong`.
 fn udp_echo(ip: IpAddr) -> u16 {
@@ -233,18 +222,6 @@ async fn web_dyno_bound_on_v6_wildcard_listens_on_v6_loopback_only() {
     web_listens_on_loopback_only(Some("[::]"), V6_LOOPBACK).await;
 }
 
-/// Polls `f` until it gives a value, failing at a deadline.
-async fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn log_lines(d: &Daemon, app: &str, ps: &str) -> Vec<String> {
     let out = d.cli(&["logs", "-a", app, "-n", "1500", "--ps", ps]).ok();
     out.stdout.lines().map(str::to_owned).collect()
@@ -275,15 +252,6 @@ fn prebuilt() -> tempfile::TempDir {
     dir
 }
 
-/// Starts a detached one-off; its name.
-fn run_detached(d: &Daemon, app: &str, args: &[&str]) -> String {
-    let mut argv = vec!["run", "--detach", "-a", app, "--", "bin/worker"];
-    argv.extend_from_slice(args);
-    let out = d.cli(&argv).ok();
-    let first = out.stdout.lines().next().unwrap_or_default();
-    first.rsplit(' ').next().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_opens_only_the_allowed_host_port() {
     let db = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -294,10 +262,10 @@ async fn daemon_opens_only_the_allowed_host_port() {
     let app = prebuilt();
     d.create_and_deploy("fenced", app.path());
     d.answers("fenced", "/", "hello from web.1").await;
-    let name = run_detached(
-        &d,
+    let name = d.run_detached(
         "fenced",
         &[
+            "bin/worker",
             "connect",
             &format!("127.0.0.1:{p}"),
             ",",
@@ -380,10 +348,10 @@ async fn disk_quota_gives_enospc_and_files_at_rest_are_private() {
     let app = prebuilt();
     d.create_and_deploy("quota", app.path());
     let used_before = statvfs_used(d.home());
-    let name = run_detached(
-        &d,
+    let name = d.run_detached(
         "quota",
         &[
+            "bin/worker",
             "write",
             "/tmp/secret",
             "s3cret",

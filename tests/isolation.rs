@@ -4,20 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Host, built_app, within};
+use common::{Host, built_app, probe, within};
 use wdyno::dyno::State;
-
-/// Runs `bin/probe` with `args` as a worker and returns its stdout lines
-/// once it has exited.
-async fn probe(host: &mut Host, name: &str, args: &[&str]) -> Vec<String> {
-    let app = built_app("probe");
-    let mut argv = vec!["bin/probe"];
-    argv.extend_from_slice(args);
-    let started = host.start(&app, name, &argv, false);
-    let exit = within(60, "probe exits", started.dyno.wait()).await;
-    assert_eq!(exit.status, 0, "probe {args:?}: {:?}", host.lines(name));
-    host.output(name)
-}
 
 #[tokio::test]
 async fn dyno_cannot_see_another_dynos_files_and_restart_starts_clean() {

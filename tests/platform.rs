@@ -88,13 +88,9 @@ async fn the_api_needs_its_token_and_dynos_cannot_reach_it() {
     d.create_and_deploy("nosy", app.path());
     let api_port = api.rsplit(':').next().unwrap();
     let router = d.router.to_string();
-    let out = d
-        .cli(&[
-            "run",
-            "--detach",
-            "-a",
-            "nosy",
-            "--",
+    let name = d.run_detached(
+        "nosy",
+        &[
             "bin/worker",
             "connect",
             &format!("127.0.0.1:{api_port}"),
@@ -104,17 +100,8 @@ async fn the_api_needs_its_token_and_dynos_cannot_reach_it() {
             ",",
             "connect",
             &format!("localhost:{api_port}"),
-        ])
-        .ok();
-    let name = out
-        .stdout
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+        ],
+    );
     let lines = until("the one-off's output", 30, || {
         let l = log_lines(&d, "nosy", &["--ps", &name, "--source", "app"]);
         (l.len() >= 3).then_some(l)

@@ -9,9 +9,9 @@ mod common;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::built_app;
 use common::daemon::Daemon;
 use common::raw::Raw;
+use common::{built_app, until};
 
 /// A slug of the `edge` app (web) and the `probe` tool, ready to deploy.
 fn edge_slug() -> tempfile::TempDir {
@@ -36,18 +36,6 @@ async fn edge_daemon(app: &str, extra: &[&str]) -> Daemon {
     d.create_and_deploy(app, slug.path());
     d.answers(app, "/", "edge\n").await;
     d
-}
-
-/// Polls `f` until it gives a value, failing at a deadline.
-async fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The router's lines in `app`'s log, as `wdyno logs` prints them.
@@ -354,18 +342,7 @@ async fn line_separators_and_bidi_overrides_are_escaped_in_logs() {
     let text = "user=admin\u{2028}at=info fake line \u{202e}txt.exe\u{202c}";
     d.cli(&["config:set", &format!("SPOOF={text}"), "-a", "edge"])
         .ok();
-    let out = d
-        .cli(&["run", "--detach", "-a", "edge", "--", "bin/probe", "env"])
-        .ok();
-    let name = out
-        .stdout
-        .lines()
-        .next()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    let name = d.run_detached("edge", &["bin/probe", "env"]);
     let line = until("the one-off's output", 30, || {
         d.cli(&["logs", "-a", "edge", "--ps", &name, "--source", "app"])
             .ok()

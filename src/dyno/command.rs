@@ -154,10 +154,28 @@ pub(crate) fn exit_of(res: wasmtime::Result<Result<(), ()>>, signals: &Signals) 
 
 /// The first line of a trap's message and its trap code, without the
 /// wasm backtrace.
-fn trap_summary(e: &wasmtime::Error) -> String {
-    let trap = e
-        .downcast_ref::<wasmtime::Trap>()
-        .map(|t| t.to_string())
-        .unwrap_or_else(|| e.to_string());
-    trap.lines().next().unwrap_or("trap").to_owned()
+pub(crate) fn trap_summary(e: &wasmtime::Error) -> String {
+    // A host call that failed (the handle table full, say) is wrapped in a
+    // context whose first line is only "error while executing at wasm
+    // backtrace:"; the cause says what happened.
+    if let Some(full) = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<wasmtime::component::ResourceTableError>())
+    {
+        return match full {
+            wasmtime::component::ResourceTableError::Full => format!(
+                "the dyno holds {} handles (files, sockets, streams, pollables), its limit",
+                super::sandbox::MAX_HANDLES
+            ),
+            other => format!("a host call failed: {other}"),
+        };
+    }
+    let trap = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(t) => t.to_string(),
+        None => e.root_cause().to_string(),
+    };
+    trap.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("trap")
+        .to_owned()
 }

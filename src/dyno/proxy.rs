@@ -198,19 +198,14 @@ impl Server {
             Ok(Err(code)) => Err(format!("the handler answered with error {code:?}")),
             Err(_) => match task.await {
                 Ok(Ok(())) => Err("the handler returned without setting a response".into()),
-                Ok(Err(e)) => Err(format!("the handler trapped: {}", first_line(&e))),
+                Ok(Err(e)) => Err(format!(
+                    "the handler trapped: {}",
+                    super::command::trap_summary(&e)
+                )),
                 Err(e) => Err(format!("the handler task failed: {e}")),
             },
         }
     }
-}
-
-fn first_line(e: &wasmtime::Error) -> String {
-    let text = e
-        .downcast_ref::<wasmtime::Trap>()
-        .map(|t| t.to_string())
-        .unwrap_or_else(|| format!("{e:#}"));
-    text.lines().next().unwrap_or("trap").to_owned()
 }
 
 fn error_response(status: u16, text: &'static str) -> hyper::Response<Body> {

@@ -35,7 +35,7 @@ use super::ports::PortBook;
 pub const DEFAULT_MEMORY: usize = 512 << 20;
 /// Handles (files, sockets, streams, pollables…) one store may hold. The
 /// default of a million let a guest open thousands of host fds in seconds.
-const MAX_HANDLES: usize = 10_000;
+pub(crate) const MAX_HANDLES: usize = 10_000;
 /// Bytes a guest may pass to the host in one call.
 const HOSTCALL_FUEL: usize = 16 << 20;
 /// Most random bytes one `get-random-bytes` call may ask for.

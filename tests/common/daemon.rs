@@ -170,6 +170,15 @@ impl Daemon {
         serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {out}"))
     }
 
+    /// `run --detach -a APP -- COMMAND…`; the one-off's name (`run.N`).
+    pub fn run_detached(&self, app: &str, command: &[&str]) -> String {
+        let mut argv = vec!["run", "--detach", "-a", app, "--"];
+        argv.extend_from_slice(command);
+        let out = self.cli(&argv).ok();
+        let first = out.stdout.lines().next().unwrap_or_default();
+        first.rsplit(' ').next().unwrap().to_owned()
+    }
+
     /// `ps --json`: the app's dynos.
     pub fn ps(&self, app: &str) -> Vec<serde_json::Value> {
         self.json(&["ps", "-a", app]).as_array().unwrap().clone()

@@ -315,6 +315,18 @@ impl Lines {
     }
 }
 
+/// Runs `bin/probe` with `args` as a worker and returns its stdout lines
+/// once it has exited (0, or the test fails).
+pub async fn probe(host: &mut Host, name: &str, args: &[&str]) -> Vec<String> {
+    let app = built_app("probe");
+    let mut argv = vec!["bin/probe"];
+    argv.extend_from_slice(args);
+    let started = host.start(&app, name, &argv, false);
+    let exit = within(60, "probe exits", started.dyno.wait()).await;
+    assert_eq!(exit.status, 0, "probe {args:?}: {:?}", host.lines(name));
+    host.output(name)
+}
+
 /// Polls a state until `f` returns `Some`, failing the test at a deadline.
 pub async fn until<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
