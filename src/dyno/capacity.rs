@@ -276,7 +276,47 @@ pub struct Slots {
 /// Slots held by one running instance.
 #[derive(Debug)]
 pub struct SlotPermit {
-    _permits: Vec<OwnedSemaphorePermit>,
+    _first: OwnedSemaphorePermit,
+    _second: Option<OwnedSemaphorePermit>,
+}
+
+/// One app's way into the proxy reserve (see [`Slots::proxy_share`]).
+#[derive(Debug, Clone)]
+pub struct ProxyShare {
+    own: Arc<Semaphore>,
+    shared: Arc<Semaphore>,
+    share: u32,
+}
+
+impl ProxyShare {
+    /// `weight` slots for one request: at once when free (the common case
+    /// costs two atomic operations), else waiting for them.
+    pub async fn acquire(&self, weight: u32) -> SlotPermit {
+        let weight = weight.min(self.share);
+        let take = |s: &Arc<Semaphore>| s.clone().try_acquire_many_owned(weight).ok();
+        let mine = match take(&self.own) {
+            Some(p) => p,
+            None => self
+                .own
+                .clone()
+                .acquire_many_owned(weight)
+                .await
+                .expect("the slot semaphore is never closed"),
+        };
+        let shared = match take(&self.shared) {
+            Some(p) => p,
+            None => self
+                .shared
+                .clone()
+                .acquire_many_owned(weight)
+                .await
+                .expect("the slot semaphore is never closed"),
+        };
+        SlotPermit {
+            _first: mine,
+            _second: Some(shared),
+        }
+    }
 }
 
 impl fmt::Debug for Slots {
@@ -313,7 +353,10 @@ impl Slots {
         self.dynos
             .clone()
             .try_acquire_many_owned(weight.min(self.capacity.dynos))
-            .map(|p| SlotPermit { _permits: vec![p] })
+            .map(|p| SlotPermit {
+                _first: p,
+                _second: None,
+            })
             .map_err(|_| Full)
     }
 
@@ -325,12 +368,15 @@ impl Slots {
             .acquire_many_owned(weight.min(self.capacity.dynos))
             .await
             .expect("the slot semaphore is never closed");
-        SlotPermit { _permits: vec![p] }
+        SlotPermit {
+            _first: p,
+            _second: None,
+        }
     }
 
-    /// `weight` slots of the proxy reserve for one request of `app`,
-    /// waiting until they are free.
-    pub async fn proxy(&self, app: &str, weight: u32) -> SlotPermit {
+    /// `app`'s hold on the proxy reserve: its own half and the shared
+    /// whole. Taken once per proxy dyno, so a request costs no lookup.
+    pub fn proxy_share(&self, app: &str) -> ProxyShare {
         let share = (self.capacity.proxy / 2).max(1);
         let own = self
             .proxy_apps
@@ -339,20 +385,17 @@ impl Slots {
             .entry(app.to_owned())
             .or_insert_with(|| Arc::new(Semaphore::new(share as usize)))
             .clone();
-        let weight = weight.min(share);
-        let mine = own
-            .acquire_many_owned(weight)
-            .await
-            .expect("the slot semaphore is never closed");
-        let shared = self
-            .proxy
-            .clone()
-            .acquire_many_owned(weight)
-            .await
-            .expect("the slot semaphore is never closed");
-        SlotPermit {
-            _permits: vec![mine, shared],
+        ProxyShare {
+            own,
+            shared: self.proxy.clone(),
+            share,
         }
+    }
+
+    /// `weight` slots of the proxy reserve for one request of `app`,
+    /// waiting until they are free.
+    pub async fn proxy(&self, app: &str, weight: u32) -> SlotPermit {
+        self.proxy_share(app).acquire(weight).await
     }
 
     /// Forgets a destroyed app's share of the proxy reserve.

@@ -39,8 +39,9 @@ struct Server {
     signals: Arc<Signals>,
     reporter: Arc<Reporter>,
     args: Vec<String>,
-    /// Slots one request's instance takes.
+    /// Slots one request's instance takes, and where they come from.
     weight: u32,
+    share: super::capacity::ProxyShare,
 }
 
 pub(crate) async fn run(
@@ -69,6 +70,7 @@ pub(crate) async fn run(
     // Requests run to completion within the grace: each is its own
     // instance, so "draining" is the platform's job, not the guest's.
     signals.drains.store(true, Ordering::SeqCst);
+    let runtime_share = runtime.slots().proxy_share(&sb.app);
     let server = Arc::new(Server {
         runtime,
         pre: pre.clone(),
@@ -79,6 +81,7 @@ pub(crate) async fn run(
         reporter: reporter.clone(),
         args: launch.args.clone(),
         weight: launch.prepared.weight,
+        share: runtime_share,
     });
     reporter.set(State::Up);
 
@@ -155,11 +158,7 @@ impl Server {
         req: hyper::Request<Incoming>,
     ) -> Result<hyper::Response<Body>, String> {
         // A slot of the proxy reserve, held until the handler is done.
-        let slot = self
-            .runtime
-            .slots()
-            .proxy(&self.sandbox.app, self.weight)
-            .await;
+        let slot = self.share.acquire(self.weight).await;
         let mut store = self
             .sandbox
             .store(
