@@ -90,7 +90,7 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
         dynos: args.capacity,
         per_app: args.max_app_dynos,
     };
-    let open_files = wdyno::dyno::capacity::raise_open_files_limit();
+    let open_files = wdyno::dyno::fds::raise_open_files_limit();
     cfg.sandbox_builds = !args.unsafe_builds;
     if args.unsafe_builds {
         eprintln!(

@@ -79,7 +79,7 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
     // Before anything is served: Ctrl-C always takes the stop sequence.
     let ctrl_c = super::daemon::shutdown_signal()?;
     // Its dynos share this process's descriptors, as the daemon's do.
-    wdyno::dyno::capacity::raise_open_files_limit();
+    wdyno::dyno::fds::raise_open_files_limit();
     let platform = Platform::open(cfg)?;
     let api = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let router = tokio::net::TcpListener::bind(("127.0.0.1", args.port))

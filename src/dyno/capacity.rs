@@ -90,7 +90,7 @@ impl HostLimits {
     }
 }
 
-fn rlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
+pub(crate) fn rlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -100,30 +100,6 @@ fn rlimit(resource: libc::__rlimit_resource_t) -> (u64, u64) {
         return (u64::MAX, u64::MAX);
     }
     (r.rlim_cur, r.rlim_max)
-}
-
-/// Raises the soft limit on open files to the hard limit (first raising the
-/// hard limit to the kernel's `fs.nr_open` when the process may, as root
-/// may), so dynos are never refused descriptors the host would give.
-/// Returns the soft limit now in force.
-pub fn raise_open_files_limit() -> u64 {
-    let (_, hard) = rlimit(libc::RLIMIT_NOFILE);
-    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(hard);
-    let set = |soft: u64, hard: u64| {
-        let r = libc::rlimit {
-            rlim_cur: soft,
-            rlim_max: hard,
-        };
-        // SAFETY: setrlimit reads the struct we pass.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 }
-    };
-    if nr_open <= hard || !set(nr_open, nr_open) {
-        set(hard, hard);
-    }
-    rlimit(libc::RLIMIT_NOFILE).0
 }
 
 /// Which limit of the host sets its capacity.

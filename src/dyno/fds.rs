@@ -35,6 +35,30 @@ use super::sandbox::DynoData;
 use super::shadows::{FS_TYPES, TCP, TCP_CREATE, UDP, UDP_CREATE};
 use crate::logbus::LogBus;
 
+/// Raises the soft limit on open files to the hard limit (first raising the
+/// hard limit to the kernel's `fs.nr_open` when the process may, as root
+/// may), so dynos are never refused descriptors the host would give.
+/// Returns the soft limit now in force.
+pub fn raise_open_files_limit() -> u64 {
+    let (_, hard) = super::capacity::rlimit(libc::RLIMIT_NOFILE);
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(hard);
+    let set = |soft: u64, hard: u64| {
+        let r = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: setrlimit reads the struct we pass.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) == 0 }
+    };
+    if nr_open <= hard || !set(nr_open, nr_open) {
+        set(hard, hard);
+    }
+    super::capacity::rlimit(libc::RLIMIT_NOFILE).0
+}
+
 /// The host-wide pool of descriptors for guests, and each app's share.
 #[derive(Debug)]
 pub struct FdPool {
