@@ -5,8 +5,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::common::daemon::Daemon;
 use crate::native;
 use crate::served::{APP, Served};
@@ -111,14 +109,7 @@ pub async fn density(plan: &Plan, table: &mut Table, s: &Served) {
     let pid = d.daemon.pid();
     let (rss, map) = (native::rss_kib(pid), maps(pid));
     let t = Instant::now();
-    let (status, body) = d
-        .api(
-            "PATCH",
-            &format!("/apps/{APP}/formation"),
-            Some(json!({"web": n})),
-        )
-        .await;
-    assert_eq!(status, 200, "scaling to {n}: {body}");
+    d.set_web(APP, n).await;
     let took = until_up(&d, n, t).await;
     let grown = native::rss_kib(pid).saturating_sub(rss);
     let per_dyno_maps = maps(pid).saturating_sub(map) as f64 / (n - 1) as f64;
@@ -142,14 +133,7 @@ pub async fn density(plan: &Plan, table: &mut Table, s: &Served) {
         target: "< 100 KiB/dyno".into(),
         met: Some(grown / (n as u64 - 1) < 100),
     });
-    let (status, _) = d
-        .api(
-            "PATCH",
-            &format!("/apps/{APP}/formation"),
-            Some(json!({"web": 0})),
-        )
-        .await;
-    assert_eq!(status, 200);
+    d.set_web(APP, 0).await;
     drop(d);
 }
 

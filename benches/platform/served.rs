@@ -89,18 +89,23 @@ impl Served {
         )
     }
 
-    /// Sets the web formation and waits until exactly `n` web dynos are up
-    /// (polling `GET …/dynos` every 10 ms). Returns the time it took.
-    pub async fn scale(&self, app: &str, n: usize) -> Duration {
-        let t = Instant::now();
-        let (status, _) = self
+    /// Sets the web formation to `n` (the API must accept it).
+    pub async fn set_web(&self, app: &str, n: usize) {
+        let (status, body) = self
             .api(
                 "PATCH",
                 &format!("/apps/{app}/formation"),
                 Some(json!({"web": n})),
             )
             .await;
-        assert_eq!(status, 200, "scaling web to {n}");
+        assert_eq!(status, 200, "scaling web to {n}: {body}");
+    }
+
+    /// Sets the web formation and waits until exactly `n` web dynos are up
+    /// (polling `GET …/dynos` every 10 ms). Returns the time it took.
+    pub async fn scale(&self, app: &str, n: usize) -> Duration {
+        let t = Instant::now();
+        self.set_web(app, n).await;
         let deadline = t + Duration::from_secs(120);
         loop {
             let ports = self.web_ports(app).await;
