@@ -1,25 +1,47 @@
 //! wdyno: Heroku's runtime, rebuilt on WebAssembly.
 //!
 //! # Layout
-//! - [`logbus`]: every line of an app — dynos, router, platform — in one
-//!   stream, a ring per app, non-blocking subscribers.
-//! - [`dyno`]: the wasm host. One `Engine` per platform; each dyno a store
-//!   and component instance in a sandbox built in one place
-//!   ([`dyno::Sandbox`]); the stop sequence (SIGTERM, grace, SIGKILL).
+//! Each Heroku concept is one module named after it.
+//! - Pure types: [`names`] (app, process type, dyno name, config key),
+//!   [`procfile`], [`formation`], [`release`].
+//! - Storage, each behind a trait another backend can replace:
+//!   [`ledger`] (apps, releases, config, formation, builds; [`ledger::Ledger`]
+//!   over sled), [`slug`] (packed apps by digest; [`slug::SlugStore`] over
+//!   a directory), [`logbus`] (every line of an app; [`logbus::LogBus`] in
+//!   memory).
+//! - Sandbox and build: [`dyno`] (the wasm host: one engine, a sandbox
+//!   per dyno built in one place, the stop sequence), [`buildpack`]
+//!   (detect/compile/release in the build sandbox), [`deploy`] (source →
+//!   buildpack → slug), [`git`] (`git push` remotes).
+//! - Control: [`placement`] (a [`placement::DynoHost`] starts a dyno spec
+//!   and reports its state; [`placement::LocalHost`] is this process),
+//!   [`manager`] (one reconcile loop per app: formation × release → dynos,
+//!   restarts, the router's table).
+//! - Edge: [`router`] (Host → app → an up web dyno; its table inside).
+//! - [`service`]: the one layer that orchestrates (create, deploy, config,
+//!   scale, restart, run, logs); every front end calls it.
+//! - Faces: [`api`] (the control API, split by resource, and its client).
+//!   The CLI lives in the binary (`src/cli/`).
+//! - [`platform`]: the composition root: builds everything from
+//!   `$WDYNO_HOME` and runs the API and the router.
 //!
-//! Dependencies point one way: `dyno → logbus`.
+//! Dependencies point one way: `api → service → manager → placement →
+//! dyno → logbus`; `platform` sits above them all.
 
 pub mod api;
-pub mod build;
 pub mod buildpack;
+pub mod deploy;
 pub mod dyno;
+pub mod formation;
 pub mod git;
+pub mod ledger;
 pub mod logbus;
 pub mod manager;
 pub mod names;
+pub mod placement;
 pub mod platform;
 pub mod procfile;
 pub mod release;
 pub mod router;
-pub mod routes;
+pub mod service;
 pub mod slug;

@@ -2,15 +2,15 @@
 //! router's request lines, the platform's own events — in one time-ordered
 //! stream per app.
 //!
-//! Publishing never blocks: the bus keeps a ring of the last
-//! [`LOG_RING_LINES`] lines per app and fans each line out through a
-//! broadcast channel. A subscriber that falls behind loses lines (it is told
-//! how many) instead of slowing a dyno or the router down.
+//! Publishing never blocks: [`LocalBus`] keeps a ring of the last
+//! [`LOG_RING_LINES`] lines per app and fans each line out through that
+//! app's broadcast channel. A subscriber that falls behind loses lines (it
+//! is told how many of its app's lines) instead of slowing a dyno or the
+//! router down.
 //!
 //! Rings exist only for apps the platform [`open`](LogBus::open)ed (apps in
-//! the ledger): a line for any other name is handed to live subscribers and
-//! kept nowhere, so a stream of made-up names (a Host header per request)
-//! cannot grow the bus.
+//! the ledger): a line for any other name is kept nowhere, so a stream of
+//! made-up names (a Host header per request) cannot grow the bus.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -176,124 +176,208 @@ pub fn spoofs_layout(c: char) -> bool {
     )
 }
 
-/// The in-process bus shared by every part of a platform.
-#[derive(Clone)]
-pub struct LogBus {
-    inner: Arc<Inner>,
+/// Which of an app's lines a reader wants (`wdyno logs --source app --ps
+/// web`): `None` lets every line through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    pub source: Option<Source>,
+    /// A dyno (`web.1`) or, without a dot, a process type (`web`).
+    pub process: Option<String>,
 }
 
-struct Inner {
-    rings: Mutex<HashMap<String, VecDeque<Arc<LogLine>>>>,
-    live: broadcast::Sender<Arc<LogLine>>,
-}
-
-impl Default for LogBus {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl LogBus {
-    pub fn new() -> Self {
-        let (live, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
-        LogBus {
-            inner: Arc::new(Inner {
-                rings: Mutex::new(HashMap::new()),
-                live,
-            }),
-        }
-    }
-
-    /// Gives `app` a ring (it was created, or found in the ledger at start).
-    /// Idempotent: an open ring keeps its lines.
-    pub fn open(&self, app: &str) {
-        self.inner
-            .rings
-            .lock()
-            .expect("log ring lock poisoned")
-            .entry(app.to_owned())
-            .or_default();
-    }
-
-    /// Whether `app` has a ring.
-    pub fn is_open(&self, app: &str) -> bool {
-        self.inner
-            .rings
-            .lock()
-            .expect("log ring lock poisoned")
-            .contains_key(app)
-    }
-
-    /// Adds a line to its app's ring, if the app has one, and hands it to
-    /// live subscribers. A line for an app without a ring allocates nothing
-    /// that outlives it.
-    pub fn publish(&self, line: LogLine) {
-        let line = Arc::new(line);
-        {
-            let mut rings = self.inner.rings.lock().expect("log ring lock poisoned");
-            if let Some(ring) = rings.get_mut(&line.app) {
-                if ring.len() == LOG_RING_LINES {
-                    ring.pop_front();
+impl LogFilter {
+    pub fn matches(&self, l: &LogLine) -> bool {
+        self.source.is_none_or(|s| s == l.source)
+            && self.process.as_deref().is_none_or(|ps| {
+                if ps.contains('.') {
+                    l.process == ps
+                } else {
+                    l.process.split('.').next() == Some(ps)
                 }
-                ring.push_back(line.clone());
-            }
-        }
-        // No subscriber is not an error.
-        let _ = self.inner.live.send(line);
+            })
     }
+}
+
+/// The log bus: where every part of the platform writes an app's lines and
+/// where `logs`, `run` and `wdyno local` read them. This process's
+/// [`LocalBus`] keeps them in memory; a cluster's bus keeps them in a
+/// stream every host can read.
+///
+/// Publishing never blocks and never fails; reading is per app, and a
+/// reader that falls behind is told how many of *its app's* lines it lost.
+pub trait LogBus: Send + Sync {
+    /// Gives `app` a place for its lines (it was created, or found in the
+    /// ledger at start). Idempotent: an open app keeps its lines.
+    fn open(&self, app: &str);
+    /// Whether `app` was opened (and not forgotten).
+    fn is_open(&self, app: &str) -> bool;
+    /// Forgets an app's lines (the app was destroyed).
+    fn forget(&self, app: &str);
+    /// Adds a line to its app. A line for an app that was not opened is
+    /// dropped: made-up names (a Host header per request) cannot grow the
+    /// bus.
+    fn publish(&self, line: LogLine);
+    /// The newest `backlog` lines of `app` that pass `filter`, oldest first,
+    /// then, with `follow`, every new one as it comes.
+    fn subscribe(&self, app: &str, filter: LogFilter, backlog: usize, follow: bool)
+    -> Subscription;
+    /// The last `n` lines of `app` (at most [`LOG_RING_LINES`]), oldest
+    /// first.
+    fn recent(&self, app: &str, n: usize) -> Vec<Arc<LogLine>>;
 
     /// Shorthand for a platform event about `process` (`web.1`, `api`…).
-    pub fn platform(&self, app: &str, process: &str, text: &str) {
+    fn platform(&self, app: &str, process: &str, text: &str) {
         self.publish(LogLine::now(app, Source::Wdyno, process, text));
-    }
-
-    /// The last `n` lines of `app` (at most [`LOG_RING_LINES`]), oldest first.
-    pub fn recent(&self, app: &str, n: usize) -> Vec<Arc<LogLine>> {
-        let rings = self.inner.rings.lock().expect("log ring lock poisoned");
-        rings
-            .get(app)
-            .map(|r| r.iter().skip(r.len().saturating_sub(n)).cloned().collect())
-            .unwrap_or_default()
-    }
-
-    /// Forgets an app's lines (the app was destroyed).
-    pub fn forget(&self, app: &str) {
-        self.inner
-            .rings
-            .lock()
-            .expect("log ring lock poisoned")
-            .remove(app);
-    }
-
-    /// Follows every app's new lines from now on.
-    pub fn subscribe(&self) -> Subscription {
-        Subscription {
-            rx: self.inner.live.subscribe(),
-        }
     }
 }
 
-/// A live view of the bus. See [`Subscription::next`].
+/// How the platform's parts hold the bus.
+pub type Bus = Arc<dyn LogBus>;
+
+/// The in-process bus: a ring of the last [`LOG_RING_LINES`] lines per
+/// app and, once someone follows the app, a broadcast channel of its own.
+#[derive(Default)]
+pub struct LocalBus {
+    apps: Mutex<HashMap<String, AppLog>>,
+}
+
+#[derive(Default)]
+struct AppLog {
+    ring: VecDeque<Arc<LogLine>>,
+    /// Made on the first follower, so an app nobody follows costs only its
+    /// ring.
+    live: Option<broadcast::Sender<Arc<LogLine>>>,
+}
+
+impl LocalBus {
+    /// A bus, as the platform's parts hold it.
+    pub fn shared() -> Bus {
+        Arc::new(LocalBus::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AppLog>> {
+        self.apps.lock().expect("log ring lock poisoned")
+    }
+}
+
+impl LogBus for LocalBus {
+    fn open(&self, app: &str) {
+        self.lock().entry(app.to_owned()).or_default();
+    }
+
+    fn is_open(&self, app: &str) -> bool {
+        self.lock().contains_key(app)
+    }
+
+    fn forget(&self, app: &str) {
+        // Dropping the sender ends every follower of the app.
+        self.lock().remove(app);
+    }
+
+    fn publish(&self, line: LogLine) {
+        let line = Arc::new(line);
+        let mut apps = self.lock();
+        let Some(log) = apps.get_mut(&line.app) else {
+            return;
+        };
+        if log.ring.len() == LOG_RING_LINES {
+            log.ring.pop_front();
+        }
+        log.ring.push_back(line.clone());
+        if let Some(live) = &log.live {
+            // No follower left is not an error.
+            let _ = live.send(line);
+        }
+    }
+
+    fn subscribe(
+        &self,
+        app: &str,
+        filter: LogFilter,
+        backlog: usize,
+        follow: bool,
+    ) -> Subscription {
+        let mut apps = self.lock();
+        let Some(log) = apps.get_mut(app) else {
+            return Subscription::from_lines(Vec::new(), None, filter);
+        };
+        // Under one lock: no line is both in the backlog and live, and none
+        // falls between them.
+        let mut lines: Vec<Arc<LogLine>> =
+            log.ring.iter().filter(|l| filter.matches(l)).cloned().collect();
+        lines.drain(..lines.len().saturating_sub(backlog));
+        let live = follow.then(|| {
+            log.live
+                .get_or_insert_with(|| broadcast::channel(SUBSCRIBER_BACKLOG).0)
+                .subscribe()
+        });
+        Subscription::from_lines(lines, live, filter)
+    }
+
+    fn recent(&self, app: &str, n: usize) -> Vec<Arc<LogLine>> {
+        self.lock()
+            .get(app)
+            .map(|l| {
+                l.ring
+                    .iter()
+                    .skip(l.ring.len().saturating_sub(n))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A reader's view of one app's lines: the backlog, then (when following)
+/// live lines. See [`Subscription::next`].
 pub struct Subscription {
-    rx: broadcast::Receiver<Arc<LogLine>>,
+    events: futures::stream::BoxStream<'static, Event>,
 }
 
 /// What a subscriber receives.
 #[derive(Debug, Clone)]
 pub enum Event {
     Line(Arc<LogLine>),
-    /// The subscriber was too slow and this many lines went past it.
+    /// The subscriber was too slow and this many of its app's lines went
+    /// past it.
     Dropped(u64),
 }
 
 impl Subscription {
-    /// The next event, or `None` once the bus is gone.
+    /// A subscription over any stream of events (another bus's).
+    pub fn new(events: futures::stream::BoxStream<'static, Event>) -> Self {
+        Subscription { events }
+    }
+
+    fn from_lines(
+        backlog: Vec<Arc<LogLine>>,
+        live: Option<broadcast::Receiver<Arc<LogLine>>>,
+        filter: LogFilter,
+    ) -> Self {
+        use futures::StreamExt;
+        let backlog = futures::stream::iter(backlog.into_iter().map(Event::Line));
+        let live = futures::stream::unfold((live, filter), |(rx, filter)| async move {
+            let mut rx = rx?;
+            loop {
+                match rx.recv().await {
+                    Ok(line) if filter.matches(&line) => {
+                        return Some((Event::Line(line), (Some(rx), filter)));
+                    }
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        return Some((Event::Dropped(n), (Some(rx), filter)));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+        Subscription::new(backlog.chain(live).boxed())
+    }
+
+    /// The next event, or `None` at the end (the backlog of a reader that
+    /// does not follow, or the app was forgotten).
     pub async fn next(&mut self) -> Option<Event> {
-        match self.rx.recv().await {
-            Ok(line) => Some(Event::Line(line)),
-            Err(broadcast::error::RecvError::Lagged(n)) => Some(Event::Dropped(n)),
-            Err(broadcast::error::RecvError::Closed) => None,
-        }
+        futures::StreamExt::next(&mut self.events).await
     }
 }
 
@@ -344,19 +428,13 @@ mod tests {
 
     #[test]
     fn lines_for_apps_without_a_ring_are_not_kept() {
-        let bus = LogBus::new();
-        let mut sub = bus.subscribe();
+        let bus = LocalBus::default();
         for i in 0..10_000 {
             bus.platform(&format!("nosuch{i}"), "router", "at=info");
         }
-        assert!(bus.inner.rings.lock().unwrap().is_empty());
+        assert!(bus.lock().is_empty());
         assert!(bus.recent("nosuch1", 10).is_empty());
         assert!(!bus.is_open("nosuch1"));
-        // Live subscribers still see them (the broadcast ring is bounded).
-        assert!(matches!(
-            sub.rx.try_recv(),
-            Err(broadcast::error::TryRecvError::Lagged(_))
-        ));
         bus.open("a");
         bus.platform("a", "web.1", "kept");
         assert_eq!(bus.recent("a", 10).len(), 1);
@@ -367,9 +445,66 @@ mod tests {
         assert!(bus.recent("a", 10).is_empty());
     }
 
+    fn texts(lines: &[Event]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|e| match e {
+                Event::Line(l) => l.text.clone(),
+                Event::Dropped(n) => format!("dropped {n}"),
+            })
+            .collect()
+    }
+
+    async fn drain(sub: &mut Subscription) -> Vec<Event> {
+        let mut out = Vec::new();
+        while let Some(e) = sub.next().await {
+            out.push(e);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_backlog_is_the_newest_lines_in_order_and_filtered() {
+        let bus = LocalBus::default();
+        bus.open("a");
+        for i in 0..2000 {
+            bus.publish(LogLine::now("a", Source::App, "web.1", &format!("{i}")));
+            bus.platform("a", "worker.1", "noise");
+        }
+        let filter = LogFilter {
+            source: Some(Source::App),
+            process: Some("web".into()),
+        };
+        let got = texts(&drain(&mut bus.subscribe("a", filter, 700, false)).await);
+        let want: Vec<String> = (1250..2000).skip(50).map(|i| i.to_string()).collect();
+        assert_eq!(got, want, "the ring holds 1500 lines, half of them web.1's");
+        let all = drain(&mut bus.subscribe("a", LogFilter::default(), 1500, false)).await;
+        assert_eq!(all.len(), LOG_RING_LINES);
+    }
+
+    #[tokio::test]
+    async fn a_follower_counts_only_its_own_apps_lost_lines() {
+        let bus = LocalBus::default();
+        bus.open("busy");
+        bus.open("quiet");
+        let mut quiet = bus.subscribe("quiet", LogFilter::default(), 0, true);
+        let mut busy = bus.subscribe("busy", LogFilter::default(), 0, true);
+        for i in 0..SUBSCRIBER_BACKLOG + 10 {
+            bus.platform("busy", "web.1", &format!("{i}"));
+        }
+        bus.platform("quiet", "web.1", "hello");
+        match quiet.next().await {
+            Some(Event::Line(l)) => assert_eq!(l.text, "hello"),
+            other => panic!("expected the quiet app's line, got {other:?}"),
+        }
+        assert!(matches!(busy.next().await, Some(Event::Dropped(10))));
+        bus.forget("quiet");
+        assert!(quiet.next().await.is_none(), "forgetting ends followers");
+    }
+
     #[test]
     fn ring_keeps_last_lines_per_app() {
-        let bus = LogBus::new();
+        let bus = LocalBus::default();
         bus.open("a");
         bus.open("b");
         for i in 0..LOG_RING_LINES + 5 {

@@ -1,6 +1,11 @@
-//! Builds a whole platform from `$WDYNO_HOME` and runs it: control API,
-//! dyno manager, router and log bus on one tokio runtime and one wasmtime
-//! engine.
+//! The composition root: builds a whole platform from `$WDYNO_HOME` —
+//! ledger, slug store, log bus, wasm runtime, dyno host, manager, service
+//! layer — and runs it: the control API, the router (on a thread of its
+//! own) and the reconcile loops, until shutdown stops every dyno.
+//!
+//! This is the only module that names the implementations behind the
+//! seams ([`SledLedger`], [`SlugDir`], [`LocalBus`], [`LocalHost`]); the
+//! rest of the platform holds them as traits.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,14 +14,15 @@ use std::time::Duration;
 use rand::RngExt;
 use tokio::net::TcpListener;
 
-use crate::build::Builder;
+use crate::deploy::Builder;
 use crate::dyno::{PortBook, Runtime, RuntimeConfig};
-use crate::logbus::LogBus;
+use crate::ledger::{Ledger, SledLedger};
+use crate::logbus::{Bus, LocalBus};
 use crate::manager::{Manager, ManagerConfig};
-use crate::release::Ledger;
-use crate::router::RouterConfig;
-use crate::routes::RouteTable;
-use crate::slug::{Limits, SlugStore};
+use crate::placement::LocalHost;
+use crate::router::{RouteTable, RouterConfig};
+use crate::service::Service;
+use crate::slug::{Limits, SlugDir, SlugStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -27,7 +33,7 @@ pub enum PlatformError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Ledger(#[from] crate::release::LedgerError),
+    Ledger(#[from] crate::ledger::LedgerError),
     #[error(transparent)]
     Slug(#[from] crate::slug::SlugError),
     #[error(transparent)]
@@ -58,6 +64,8 @@ pub struct PlatformConfig {
     /// `wdyno local` and `wdyno daemon --unsafe-builds`: a build then runs
     /// as this process, with its files and environment.
     pub sandbox_builds: bool,
+    /// Largest number of open connections the API serves at once.
+    pub max_api_connections: usize,
 }
 
 impl PlatformConfig {
@@ -72,91 +80,84 @@ impl PlatformConfig {
             capacity: Default::default(),
             allow_host_ports: Vec::new(),
             sandbox_builds: true,
+            max_api_connections: crate::api::MAX_CONNECTIONS,
         }
     }
 }
 
-/// Everything a running platform shares.
+/// A platform, built and ready to [`run`](Platform::run).
 pub struct Platform {
-    pub home: PathBuf,
-    pub ledger: Ledger,
-    pub slugs: SlugStore,
-    pub bus: LogBus,
-    pub ports: PortBook,
-    pub manager: Arc<Manager>,
-    pub builder: Builder,
-    pub token: String,
-    pub router: RouterConfig,
+    home: PathBuf,
+    service: Arc<Service>,
+    runtime: Arc<Runtime>,
+    bus: Bus,
+    ports: PortBook,
+    routes: RouteTable,
+    token: String,
+    router: RouterConfig,
+    max_api_connections: usize,
 }
 
 impl Platform {
-    /// Opens (or creates) `$WDYNO_HOME`: the ledger, the slug store (orphan
-    /// slugs removed), the built-in buildpacks, the API token.
-    pub fn open(cfg: PlatformConfig) -> Result<Arc<Self>, PlatformError> {
+    /// Opens (or creates) `$WDYNO_HOME`: the ledger (release phases a
+    /// crash cut short marked failed), the slug store (orphan slugs
+    /// removed), the built-in buildpacks, the API token.
+    pub async fn open(cfg: PlatformConfig) -> Result<Arc<Self>, PlatformError> {
         let home = cfg.home.clone();
-        make_private_dir(&home)?;
-        let token = api_token(&home)?;
-        crate::buildpack::install_builtins(&home.join("buildpacks"))
-            .map_err(io("writing the built-in buildpacks"))?;
-        let ledger = Ledger::open(&home.join("db"))?;
-        let slugs = SlugStore::open(home.join("slugs"), cfg.slug_limits)?;
-        // A home made by an older wdyno (or under a lax umask) keeps no
-        // secret readable by other users: the config vars are in db/.
-        for dir in ["db", "slugs"] {
-            restrict_tree(&home.join(dir))
-                .map_err(io(format!("making {} private", home.join(dir).display())))?;
+        let (ledger, slugs, token) = {
+            let (home, limits) = (home.clone(), cfg.slug_limits);
+            tokio::task::spawn_blocking(move || open_home(&home, limits))
+                .await
+                .map_err(|e| io("opening the home")(std::io::Error::other(e.to_string())))??
+        };
+        let ledger: Arc<dyn Ledger> = Arc::new(ledger);
+        for (app, version) in ledger.recover().await? {
+            tracing::warn!("{app} v{version}: release phase interrupted, marked failed");
         }
-        // A release phase cut short by a crash never finished: it failed.
-        for app in ledger.apps()? {
-            for r in ledger.releases(&app.name)? {
-                if r.status == crate::release::Status::Pending {
-                    tracing::warn!(
-                        "{} v{}: release phase interrupted, marked failed",
-                        app.name,
-                        r.version
-                    );
-                    ledger.finish_release(&app.name, r.version, false)?;
-                }
-            }
-        }
-        let orphans = slugs.remove_orphans(&ledger.slugs_in_use()?)?;
+        let slugs: Arc<dyn SlugStore> = Arc::new(slugs);
+        let orphans = slugs.retain(&ledger.slugs_in_use().await?).await?;
         if orphans > 0 {
             tracing::info!("removed {orphans} orphan slug files");
         }
-        // Dyno dirs of a previous run are all stale.
-        let _ = std::fs::remove_dir_all(home.join("dynos"));
-        let runtime = Arc::new(Runtime::new(&RuntimeConfig {
-            cache_dir: home.join("cache/compiled"),
-            max_memory: cfg.manager.memory,
-            pooling: true,
-            epochs: true,
-            capacity: cfg.capacity,
-        })?);
+        let runtime = {
+            let rc = RuntimeConfig {
+                cache_dir: home.join("cache/compiled"),
+                max_memory: cfg.manager.memory,
+                pooling: true,
+                epochs: true,
+                capacity: cfg.capacity,
+            };
+            tokio::task::spawn_blocking(move || Runtime::new(&rc))
+                .await
+                .map_err(|e| io("starting the wasm runtime")(std::io::Error::other(e.to_string())))??
+        };
+        let runtime = Arc::new(runtime);
         tracing::info!("{}", runtime.slots().capacity().describe());
-        let bus = LogBus::new();
+        let bus = LocalBus::shared();
         let routes = RouteTable::new();
-        for app in ledger.apps()? {
-            bus.open(app.name.as_str());
-            routes.open(app.name.as_str());
-        }
         let ports = PortBook::new();
         for &port in &cfg.allow_host_ports {
             ports.allow_host_port(port);
         }
-        let manager = Manager::new(
-            runtime,
+        let host = Arc::new(LocalHost::new(
+            host_name(),
+            runtime.clone(),
             bus.clone(),
             ports.clone(),
-            ledger.clone(),
             slugs.clone(),
             &home,
+            cfg.manager.host(),
+        ));
+        let manager = Manager::new(
+            host,
+            ledger.clone(),
+            bus.clone(),
             cfg.manager.clone(),
-            routes,
+            routes.clone(),
         );
         let builder = Builder {
-            ledger: ledger.clone(),
-            slugs: slugs.clone(),
-            manager: manager.clone(),
+            slugs,
+            runtime: runtime.clone(),
             home: home.clone(),
             cache: cfg
                 .build_cache
@@ -169,34 +170,41 @@ impl Platform {
                 crate::buildpack::Isolation::Unsandboxed
             },
         };
-        Ok(Arc::new(Platform {
-            home,
-            ledger,
-            slugs,
-            bus,
-            ports,
+        let service = Arc::new(Service::new(
+            ledger.clone(),
+            bus.clone(),
             manager,
             builder,
+            home.clone(),
+        ));
+        for app in ledger.apps().await? {
+            service.opened(&app.name);
+        }
+        Ok(Arc::new(Platform {
+            home,
+            service,
+            runtime,
+            bus,
+            ports,
+            routes,
             token,
             router: cfg.router,
+            max_api_connections: cfg.max_api_connections,
         }))
     }
 
-    /// This host's name, as `wdyno hosts` shows it.
-    pub fn host_name(&self) -> String {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_owned())
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "localhost".into())
+    /// The service layer every front end calls.
+    pub fn service(&self) -> &Arc<Service> {
+        &self.service
     }
 
-    /// Makes a new app known to the log bus and the router: only apps that
-    /// exist get a log ring and a route entry, so unknown Host names cost
-    /// nothing. Call it once the ledger has the app.
-    pub fn app_created(&self, app: &crate::names::AppName) {
-        self.bus.open(app.as_str());
-        self.manager.routes().open(app.as_str());
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// The API's bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// Reserves the platform's ports and writes `api` and `router` for the
@@ -212,9 +220,9 @@ impl Platform {
         write_private(&self.home.join("router"), &format!("http://{router}\n"))
     }
 
-    /// Runs the API and the router on the given listeners, restores every
-    /// app's formation, and on `shutdown` stops every dyno through the stop
-    /// sequence before returning.
+    /// Runs the API and the router on the given listeners, reconciles every
+    /// app, and on `shutdown` stops every dyno through the stop sequence
+    /// before returning.
     pub async fn run(
         self: Arc<Self>,
         api: TcpListener,
@@ -230,9 +238,10 @@ impl Platform {
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
-        let api_task = tokio::spawn(crate::api::server::serve(
+        let api_task = tokio::spawn(crate::api::serve(
             api,
-            self.clone(),
+            crate::api::Api::new(self.service.clone(), self.token.clone()),
+            self.max_api_connections,
             wait(stop_rx.clone()),
         ));
         // The router has a thread of its own: dynos busy on every worker
@@ -240,11 +249,7 @@ impl Platform {
         let router = router
             .into_std()
             .map_err(io("handing the router's socket to its thread"))?;
-        let (routes, bus, cfg) = (
-            self.manager.routes().clone(),
-            self.bus.clone(),
-            self.router.clone(),
-        );
+        let (routes, bus, cfg) = (self.routes.clone(), self.bus.clone(), self.router.clone());
         let stop = wait(stop_rx.clone());
         let (router_done, router_task) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
@@ -267,17 +272,45 @@ impl Platform {
             })
             .map_err(io("starting the router's thread"))?;
         tracing::info!("API on http://{api_addr}, router on http://{router_addr}");
-        self.manager.converge_all().await?;
+        self.service.manager().reconcile_all().await?;
         shutdown.await;
         tracing::info!("stopping every dyno");
         let _ = stop_tx.send(true);
-        self.manager.shutdown().await;
+        self.service.manager().shutdown().await;
         let _ = api_task.await;
         let _ = router_task.await;
         let _ = std::fs::remove_file(self.home.join("api"));
         let _ = std::fs::remove_file(self.home.join("router"));
         Ok(())
     }
+}
+
+/// This host's name, as `wdyno hosts` shows it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The files of the home: private dirs, buildpacks, ledger, slugs, token.
+fn open_home(home: &Path, limits: Limits) -> Result<(SledLedger, SlugDir, String), PlatformError> {
+    make_private_dir(home)?;
+    let token = api_token(home)?;
+    crate::buildpack::install_builtins(&home.join("buildpacks"))
+        .map_err(io("writing the built-in buildpacks"))?;
+    let ledger = SledLedger::open(&home.join("db"))?;
+    let slugs = SlugDir::open(home.join("slugs"), limits)?;
+    // A home made by an older wdyno (or under a lax umask) keeps no
+    // secret readable by other users: the config vars are in db/.
+    for dir in ["db", "slugs"] {
+        restrict_tree(&home.join(dir))
+            .map_err(io(format!("making {} private", home.join(dir).display())))?;
+    }
+    // Dyno dirs of a previous run are all stale.
+    let _ = std::fs::remove_dir_all(home.join("dynos"));
+    Ok((ledger, slugs, token))
 }
 
 /// Creates `home` (mode 0700) or takes an existing one's group and other

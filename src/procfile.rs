@@ -190,7 +190,7 @@ impl Procfile {
     pub fn check_components(
         &self,
         built: &[String],
-        check: impl Fn(&str) -> Option<Result<(), String>>,
+        mut check: impl FnMut(&str) -> Option<Result<(), String>>,
     ) -> Result<(), ProcfileError> {
         for e in &self.entries {
             let component = e.command.component_path();

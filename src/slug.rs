@@ -7,7 +7,7 @@
 //! regular files and directories: packing refuses a source with a symlink,
 //! a device or a fifo rather than guessing what the link should mean.
 //!
-//! Unpacking ([`SlugStore::unpack`]) trusts nothing: the digest is checked first,
+//! Unpacking ([`SlugDir::unpack`]) trusts nothing: the digest is checked first,
 //! then every entry must be a regular file or directory at a plain relative
 //! path, within the entry-count and size limits; nothing is ever written
 //! outside the destination.
@@ -32,7 +32,7 @@ pub const DEFAULT_MAX_BYTES: u64 = 500 << 20;
 pub const DEFAULT_MAX_ENTRIES: u64 = 100_000;
 const SUFFIX: &str = ".tar.zst";
 /// Temp files of packs and imports start with this; a crash can leave
-/// one behind, and [`SlugStore::remove_orphans`] removes it.
+/// one behind, and [`SlugDir::remove_orphans`] removes it.
 const TMP_PREFIX: &str = ".tmp";
 
 /// A slug's sha256, as 64 lowercase hex digits.
@@ -127,9 +127,24 @@ pub struct Unpacked {
     pub bytes: u64,
 }
 
+/// Where slugs are kept, by digest: this host's `slugs/` directory
+/// ([`SlugDir`]) or a cluster's object store. Every implementation
+/// verifies a slug's digest before any byte of it is used.
+#[async_trait::async_trait]
+pub trait SlugStore: Send + Sync {
+    /// Packs a built app directory into a slug and stores it durably;
+    /// returns its id and its size in bytes.
+    async fn put(&self, dir: &Path) -> Result<(SlugId, u64), SlugError>;
+    /// Unpacks slug `id`, verified, into `dest` (which must not exist).
+    async fn unpack(&self, id: &SlugId, dest: &Path) -> Result<Unpacked, SlugError>;
+    /// Removes every slug not in `keep` (and leftovers of interrupted
+    /// puts); returns how many files went.
+    async fn retain(&self, keep: &HashSet<SlugId>) -> Result<usize, SlugError>;
+}
+
 /// The `slugs/` directory.
 #[derive(Debug, Clone)]
-pub struct SlugStore {
+pub struct SlugDir {
     dir: PathBuf,
     limits: Limits,
 }
@@ -151,11 +166,11 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-impl SlugStore {
+impl SlugDir {
     pub fn open(dir: impl Into<PathBuf>, limits: Limits) -> Result<Self, SlugError> {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        Ok(SlugStore { dir, limits })
+        Ok(SlugDir { dir, limits })
     }
 
     pub fn path(&self, id: &SlugId) -> PathBuf {
@@ -266,6 +281,43 @@ impl SlugStore {
             }
         }
         Ok(removed)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SlugError> + Send + 'static,
+) -> Result<T, SlugError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SlugError::Io {
+            what: "the slug task".into(),
+            source: io::Error::other(e.to_string()),
+        })?
+}
+
+/// Packing, hashing and fsync block: they run on the blocking pool.
+#[async_trait::async_trait]
+impl SlugStore for SlugDir {
+    async fn put(&self, dir: &Path) -> Result<(SlugId, u64), SlugError> {
+        let (me, dir) = (self.clone(), dir.to_owned());
+        blocking(move || {
+            let id = me.pack(&dir)?;
+            let size = std::fs::metadata(me.path(&id))
+                .map_err(io_err("reading the slug's size"))?
+                .len();
+            Ok((id, size))
+        })
+        .await
+    }
+
+    async fn unpack(&self, id: &SlugId, dest: &Path) -> Result<Unpacked, SlugError> {
+        let (me, id, dest) = (self.clone(), id.clone(), dest.to_owned());
+        blocking(move || SlugDir::unpack(&me, &id, &dest)).await
+    }
+
+    async fn retain(&self, keep: &HashSet<SlugId>) -> Result<usize, SlugError> {
+        let (me, keep) = (self.clone(), keep.clone());
+        blocking(move || me.remove_orphans(&keep)).await
     }
 }
 

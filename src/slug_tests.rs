@@ -1,8 +1,8 @@
 use super::*;
 use std::os::unix::fs::PermissionsExt;
 
-fn store(dir: &Path) -> SlugStore {
-    SlugStore::open(dir.join("slugs"), Limits::default()).unwrap()
+fn store(dir: &Path) -> SlugDir {
+    SlugDir::open(dir.join("slugs"), Limits::default()).unwrap()
 }
 
 fn app_tree(root: &Path) -> PathBuf {
@@ -123,7 +123,7 @@ fn pack_refuses_links_sockets_and_oversize_sources() {
     );
     std::fs::remove_file(src.join("bin/sock")).unwrap();
     let small = |max_bytes, max_entries| {
-        SlugStore::open(
+        SlugDir::open(
             t.path().join("s2"),
             Limits {
                 max_bytes,
@@ -174,7 +174,7 @@ fn unpack_checks_the_entry_count_and_leaves_no_partial_tree() {
     let t = tempfile::tempdir().unwrap();
     let src = app_tree(t.path());
     let id = store(t.path()).pack(&src).unwrap();
-    let strict = SlugStore::open(
+    let strict = SlugDir::open(
         t.path().join("slugs"),
         Limits {
             max_bytes: 1000,

@@ -10,8 +10,9 @@ use std::process::{Command, Stdio};
 
 use rand::{RngExt, SeedableRng};
 use wdyno::names::{AppName, ConfigKey};
-use wdyno::release::{Ledger, LedgerError, NewRelease, Status};
-use wdyno::slug::{Limits, SlugStore};
+use wdyno::ledger::{LedgerError, SledLedger as Ledger};
+use wdyno::release::{NewRelease, Status};
+use wdyno::slug::{Limits, SlugDir};
 
 const CHILD_ENV: &str = "WDYNO_CRASH_CHILD_HOME";
 const KILLS: usize = 24;
@@ -30,7 +31,7 @@ fn crash_child() {
     };
     let home = Path::new(&home);
     let ledger = Ledger::open(&home.join("db")).unwrap();
-    let slugs = SlugStore::open(home.join("slugs"), Limits::default()).unwrap();
+    let slugs = SlugDir::open(home.join("slugs"), Limits::default()).unwrap();
     match ledger.create_app(&app()) {
         Ok(_) | Err(LedgerError::AppExists(_)) => {}
         Err(e) => panic!("{e}"),
@@ -69,7 +70,7 @@ fn crash_child() {
 
 fn check(home: &Path) -> u64 {
     let ledger = Ledger::open(&home.join("db")).expect("the ledger opens after a crash");
-    let slugs = SlugStore::open(home.join("slugs"), Limits::default()).unwrap();
+    let slugs = SlugDir::open(home.join("slugs"), Limits::default()).unwrap();
     let releases = match ledger.releases(&app()) {
         Ok(r) => r,
         Err(LedgerError::AppNotFound(_)) => return 0,

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use wdyno::slug::{Limits, SlugError, SlugStore};
+use wdyno::slug::{Limits, SlugError, SlugDir};
 
 /// Writes a tar.zst whose single entry has a raw name, type and link.
 fn crafted(path: &Path, name: &str, ty: tar::EntryType, link: Option<&str>, data: &[u8]) {
@@ -43,7 +43,7 @@ fn entries(dir: &Path) -> Vec<String> {
 
 fn refused(name: &str, ty: tar::EntryType, link: Option<&str>) -> SlugError {
     let t = tempfile::tempdir().unwrap();
-    let store = SlugStore::open(t.path().join("slugs"), Limits::default()).unwrap();
+    let store = SlugDir::open(t.path().join("slugs"), Limits::default()).unwrap();
     let file = t.path().join("bad.tar.zst");
     crafted(&file, name, ty, link, b"pwned");
     let id = store.import(&file).unwrap();
@@ -105,7 +105,7 @@ fn links_and_devices_are_refused() {
 #[test]
 fn a_slug_whose_bytes_changed_is_refused() {
     let t = tempfile::tempdir().unwrap();
-    let store = SlugStore::open(t.path().join("slugs"), Limits::default()).unwrap();
+    let store = SlugDir::open(t.path().join("slugs"), Limits::default()).unwrap();
     let src = t.path().join("src");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("Procfile"), "web: bin/web\n").unwrap();
@@ -128,12 +128,12 @@ fn a_slug_whose_bytes_changed_is_refused() {
 #[test]
 fn a_slug_over_the_size_limit_is_refused_with_its_size() {
     let t = tempfile::tempdir().unwrap();
-    let big = SlugStore::open(t.path().join("slugs"), Limits::default()).unwrap();
+    let big = SlugDir::open(t.path().join("slugs"), Limits::default()).unwrap();
     let src = t.path().join("src");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("blob"), vec![7u8; 4096]).unwrap();
     let id = big.pack(&src).unwrap();
-    let small = SlugStore::open(
+    let small = SlugDir::open(
         t.path().join("slugs"),
         Limits {
             max_bytes: 1000,

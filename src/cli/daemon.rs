@@ -97,7 +97,9 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
             "wdyno daemon: --unsafe-builds: buildpacks and the apps' build code run unsandboxed, as this user"
         );
     }
-    let platform = Platform::open(cfg).with_context(|| format!("opening {}", home.display()))?;
+    let platform = Platform::open(cfg)
+        .await
+        .with_context(|| format!("opening {}", home.display()))?;
     // Installed before we say we are ready, so a SIGTERM sent the moment
     // we are always takes the stop sequence, never the default action.
     let shutdown = shutdown_signal()?;
@@ -114,7 +116,7 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
     );
     eprintln!(
         "wdyno daemon: {} (open files {open_files})",
-        platform.manager.runtime().slots().capacity().describe()
+        platform.runtime().slots().capacity().describe()
     );
     platform.run(api, router, shutdown).await?;
     eprintln!("wdyno daemon: stopped");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use wdyno::logbus::{Event, Source};
+use wdyno::logbus::{Event, LogFilter, Source};
 use wdyno::names::{AppName, ProcessType};
 use wdyno::platform::{Platform, PlatformConfig};
 
@@ -80,7 +80,7 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
     let ctrl_c = super::daemon::shutdown_signal()?;
     // Its dynos share this process's descriptors, as the daemon's do.
     wdyno::dyno::fds::raise_open_files_limit();
-    let platform = Platform::open(cfg)?;
+    let platform = Platform::open(cfg).await?;
     let api = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let router = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -98,24 +98,26 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
                 .await
         })
     };
-    let mut sub = platform.bus.subscribe();
-    platform.ledger.create_app(&app)?;
-    platform.app_created(&app);
+    let service = platform.service().clone();
+    service.create_app(&app).await?;
+    let mut sub = service.logs(&app, LogFilter::default(), 0, true).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let printer = tokio::spawn(async move {
         while let Some(line) = rx.recv().await {
             println!("{line}");
         }
     });
-    let built = platform.builder.deploy(&app, &dir, "", tx).await;
+    let built = service.deploy(&app, &dir, "", tx).await;
     let _ = printer.await;
-    if let Err(e) = built {
-        let _ = stop_tx.send(true);
-        let _ = running.await;
-        eprintln!(" !     {e}");
-        return Ok(1);
-    }
-    let release = platform.ledger.current(&app)?;
+    let release = match built {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = stop_tx.send(true);
+            let _ = running.await;
+            eprintln!(" !     {e}");
+            return Ok(1);
+        }
+    };
     let formation = match &args.formation {
         Some(spec) => parse_formation(spec)?,
         None => release
@@ -125,8 +127,7 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
             .map(|t| Ok((ProcessType::parse(t)?, 1)))
             .collect::<Result<_>>()?,
     };
-    platform.ledger.scale(&app, &formation)?;
-    platform.manager.converge(&app).await?;
+    service.scale(&app, &formation).await?;
     println!(
         "-----> {app} on http://{app}.localhost:{} (Ctrl-C to stop)",
         port

@@ -16,11 +16,11 @@ use super::{
     Cause, Ended, Exit, Launch, Reporter, Runtime, STATUS_KILLED, STATUS_TERMINATED,
     STATUS_TRAPPED, Signals, State,
 };
-use crate::logbus::LogBus;
+use crate::logbus::Bus;
 
 pub(crate) async fn run(
     runtime: Arc<Runtime>,
-    bus: LogBus,
+    bus: Bus,
     launch: Launch,
     signals: Arc<Signals>,
     files: Arc<DynoFiles>,

@@ -59,6 +59,10 @@ pub struct Runtime {
     slots: Slots,
     fds: Arc<FdPool>,
     compilations: std::sync::atomic::AtomicU64,
+    /// Components prepared and still in use, by digest: a release's dynos
+    /// instantiate the very component its build prepared and checked.
+    prepared: std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<Prepared>>>,
+    preparations: std::sync::atomic::AtomicU64,
     ticker: Option<std::thread::JoinHandle<()>>,
     stop_ticker: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -193,6 +197,8 @@ impl Runtime {
                 capacity.fds_per_dyno,
             ),
             compilations: Default::default(),
+            prepared: Default::default(),
+            preparations: Default::default(),
             ticker: Some(ticker),
             stop_ticker,
         })
@@ -206,6 +212,13 @@ impl Runtime {
     /// cache).
     pub fn compilations(&self) -> u64 {
         self.compilations.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many components this runtime prepared (loaded and linked): a
+    /// component still in use is prepared once, however many releases and
+    /// dynos run it.
+    pub fn preparations(&self) -> u64 {
+        self.preparations.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether instances come from the pooling allocator.
@@ -236,6 +249,11 @@ impl Runtime {
         })?;
         world::check_header(path, &bytes)?;
         let digest = hex::encode(Sha256::digest(&bytes));
+        let live = self.prepared.lock().expect("prepared lock poisoned");
+        if let Some(p) = live.get(&digest).and_then(std::sync::Weak::upgrade) {
+            return Ok(p);
+        }
+        drop(live);
         let component = self.compile_cached(path, &digest, &bytes)?;
         let world = world::detect(path, &self.engine, &component)?;
         let weight = weight(&component);
@@ -263,12 +281,18 @@ impl Runtime {
                     )
                 }
             };
-        Ok(Arc::new(Prepared {
+        let prepared = Arc::new(Prepared {
             path: path.to_owned(),
-            digest,
+            digest: digest.clone(),
             weight,
             pre,
-        }))
+        });
+        self.preparations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut live = self.prepared.lock().expect("prepared lock poisoned");
+        live.retain(|_, p| p.strong_count() > 0);
+        live.insert(digest, Arc::downgrade(&prepared));
+        Ok(prepared)
     }
 
     /// The cache file for a component digest on this engine.

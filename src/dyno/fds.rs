@@ -33,7 +33,7 @@ use wasmtime_wasi::sockets::WasiSocketsView;
 
 use super::sandbox::DynoData;
 use super::shadows::{FS_TYPES, TCP, TCP_CREATE, UDP, UDP_CREATE};
-use crate::logbus::LogBus;
+use crate::logbus::Bus;
 
 /// Raises the soft limit on open files to the hard limit (first raising the
 /// hard limit to the kernel's `fs.nr_open` when the process may, as root
@@ -97,7 +97,7 @@ impl FdPool {
 
     /// The counters of one dyno (one store: a proxy dyno has one per
     /// request).
-    pub fn dyno(self: &Arc<Self>, app: &str, dyno: &str, bus: LogBus) -> DynoFds {
+    pub fn dyno(self: &Arc<Self>, app: &str, dyno: &str, bus: Bus) -> DynoFds {
         let counter = self
             .apps
             .lock()
@@ -123,7 +123,7 @@ pub struct DynoFds {
     /// The limit line was written (once per dyno).
     told: AtomicBool,
     /// Where that line goes: the bus, the app, the dyno.
-    log: (LogBus, String, String),
+    log: (Bus, String, String),
 }
 
 /// Adds one to `counter` unless it is at `limit`.
@@ -340,10 +340,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<DynoData>) -> wasmtime::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logbus::LocalBus;
 
     #[test]
     fn a_dyno_an_app_and_the_host_each_have_a_limit() {
-        let bus = LogBus::new();
+        let bus = LocalBus::shared();
         bus.open("a");
         let pool = FdPool::new(10, 5, 4);
         let a1 = pool.dyno("a", "web.1", bus.clone());

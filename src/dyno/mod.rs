@@ -48,7 +48,7 @@ pub use ports::{PortBook, PortLease};
 pub use sandbox::{DEFAULT_MEMORY, Determinism, Sandbox};
 pub use world::World;
 
-use crate::logbus::LogBus;
+use crate::logbus::Bus;
 use files::DynoFiles;
 
 /// Time a web dyno has to bind `$PORT` (Heroku's R10 is at 60 s).
@@ -186,7 +186,7 @@ pub struct Dyno {
 pub(crate) struct Reporter {
     app: String,
     name: String,
-    bus: LogBus,
+    bus: Bus,
     state: watch::Sender<State>,
     exit: watch::Sender<Option<Exit>>,
 }
@@ -225,7 +225,7 @@ impl Reporter {
 impl Dyno {
     /// Starts a dyno: lays out its files and runs it on the current tokio
     /// runtime. It reports `starting`, then `up` (or ends).
-    pub fn start(runtime: Arc<Runtime>, bus: LogBus, launch: Launch) -> Dyno {
+    pub fn start(runtime: Arc<Runtime>, bus: Bus, launch: Launch) -> Dyno {
         let name = launch.sandbox.dyno.clone();
         let (state_tx, state) = watch::channel(State::Starting);
         let (exit_tx, exit) = watch::channel(None);

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::logbus::{LogBus, LogLine, MAX_LINE_BYTES, Source};
+use crate::logbus::{Bus, LogLine, MAX_LINE_BYTES, Source};
 
 /// Sustained lines per second a dyno may log before lines are dropped.
 pub const LINES_PER_SECOND: f64 = 2_000.0;
@@ -31,7 +31,7 @@ pub struct DynoOutput {
 }
 
 struct Sink {
-    bus: LogBus,
+    bus: Bus,
     app: String,
     dyno: String,
     tokens: f64,
@@ -40,7 +40,7 @@ struct Sink {
 }
 
 impl DynoOutput {
-    pub fn new(bus: LogBus, app: &str, dyno: &str) -> Self {
+    pub fn new(bus: Bus, app: &str, dyno: &str) -> Self {
         DynoOutput {
             inner: Arc::new(Mutex::new(Sink {
                 bus,
@@ -54,7 +54,7 @@ impl DynoOutput {
     }
 
     /// The log bus the lines go to.
-    pub fn bus(&self) -> LogBus {
+    pub fn bus(&self) -> Bus {
         self.inner
             .lock()
             .expect("dyno output lock poisoned")
@@ -247,8 +247,9 @@ impl wasmtime_wasi::cli::StdinStream for AttachedStdin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logbus::LocalBus;
 
-    fn texts(bus: &LogBus) -> Vec<String> {
+    fn texts(bus: &Bus) -> Vec<String> {
         bus.recent("app", 100)
             .iter()
             .map(|l| l.text.clone())
@@ -257,7 +258,7 @@ mod tests {
 
     #[test]
     fn splits_lines_across_writes_and_streams() {
-        let bus = LogBus::new();
+        let bus = LocalBus::shared();
         bus.open("app");
         let out = DynoOutput::new(bus.clone(), "app", "web.1");
         let mut a = out.stream();
@@ -272,7 +273,7 @@ mod tests {
 
     #[test]
     fn cuts_long_lines() {
-        let bus = LogBus::new();
+        let bus = LocalBus::shared();
         bus.open("app");
         let out = DynoOutput::new(bus.clone(), "app", "web.1");
         let mut s = out.stream();
@@ -285,7 +286,7 @@ mod tests {
 
     #[test]
     fn floods_are_rate_limited_and_reported() {
-        let bus = LogBus::new();
+        let bus = LocalBus::shared();
         bus.open("app");
         let out = DynoOutput::new(bus.clone(), "app", "web.1");
         let mut sink = out.inner.lock().unwrap();

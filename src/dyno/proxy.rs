@@ -25,7 +25,7 @@ use super::sandbox::{DynoData, Sandbox};
 use super::{
     Cause, Ended, Exit, Launch, Reporter, Runtime, STATUS_KILLED, STATUS_TERMINATED, Signals, State,
 };
-use crate::logbus::LogBus;
+use crate::logbus::Bus;
 
 type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
 
@@ -46,7 +46,7 @@ struct Server {
 
 pub(crate) async fn run(
     runtime: Arc<Runtime>,
-    bus: LogBus,
+    bus: Bus,
     launch: Launch,
     signals: Arc<Signals>,
     files: Arc<DynoFiles>,

@@ -9,32 +9,30 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{Manager, ManagerError, ReleaseFiles};
+use super::{Manager, ManagerError, formation_slots};
+use crate::formation::Formation;
 use crate::names::{AppName, ProcessType};
 
 impl Manager {
     /// `ps:scale`: admits the new formation against the host's capacity
-    /// and the app's share of it, writes it to the ledger and converges.
+    /// and the app's share of it, writes it to the ledger and reconciles.
     /// A formation that does not fit is refused before anything changes.
     pub async fn scale(
         self: &Arc<Self>,
         app: &AppName,
         changes: &BTreeMap<ProcessType, u32>,
-    ) -> Result<BTreeMap<String, u32>, ManagerError> {
+    ) -> Result<Formation, ManagerError> {
         let admitted = self.admission.lock().await;
-        let release = self.ledger.current(app)?;
-        let mut next = self.ledger.formation(app)?;
-        for (ty, n) in changes {
-            next.insert(ty.to_string(), *n);
-        }
+        let release = self.ledger.current(app).await?;
+        let next = self.ledger.formation(app).await?.with(changes);
         if release.slug.is_some() {
-            let files = self.release_files(app, &release).await?;
-            let (want, dynos) = formation_slots(&next, &files);
+            let plan = self.host.prepare(app, &release).await?;
+            let (want, dynos) = formation_slots(&next, &plan);
             self.admit(app, want, dynos, &next)?;
         }
-        let formation = self.ledger.scale(app, changes)?;
+        let formation = self.ledger.scale(app, changes).await?;
         drop(admitted);
-        self.converge(app).await?;
+        self.reconcile(app).await?;
         Ok(formation)
     }
 
@@ -45,15 +43,10 @@ impl Manager {
         app: &AppName,
         want: u32,
         dynos: u32,
-        formation: &BTreeMap<String, u32>,
+        formation: &Formation,
     ) -> Result<(), ManagerError> {
-        let cap = self.runtime.slots().capacity();
-        let shown: Vec<String> = formation
-            .iter()
-            .filter(|(ty, _)| ty.as_str() != "release")
-            .map(|(ty, n)| format!("{ty}={n}"))
-            .collect();
-        let shown = shown.join(" ");
+        let cap = self.host.capacity().capacity;
+        let shown = formation.to_string();
         if dynos > cap.per_app {
             return Err(ManagerError::Capacity(format!(
                 "Cannot scale {app} to {shown}: an app may run at most {} dynos on this host \
@@ -62,19 +55,19 @@ impl Manager {
                 cap.per_app, cap.dynos
             )));
         }
-        let others: u32 = {
-            let apps = self.lock();
-            apps.iter()
-                .map(|(name, st)| {
-                    let formation = if name == app.as_str() { 0 } else { st.slots };
-                    formation
-                        + st.one_offs
-                            .iter()
-                            .filter(|o| !o.0.state().is_final())
-                            .count() as u32
-                })
-                .sum()
-        };
+        let others: u32 = self
+            .loops()
+            .iter()
+            .map(|(name, lp)| {
+                let st = lp.lock();
+                let formation = if name == app.as_str() { 0 } else { st.slots };
+                formation
+                    + st.one_offs
+                        .iter()
+                        .filter(|o| !o.0.state().is_final())
+                        .count() as u32
+            })
+            .sum();
         if others + want > cap.dynos {
             let free = cap.dynos.saturating_sub(others);
             return Err(ManagerError::Capacity(format!(
@@ -91,13 +84,13 @@ impl Manager {
 
     /// The host's capacity and how much of it is in use (`ps`, `hosts`).
     pub fn capacity(&self) -> CapacityUse {
-        let cap = self.runtime.slots().capacity();
-        let apps = self.lock();
-        let formations = apps.values().map(|s| s.slots).sum();
+        let host = self.host.capacity();
+        let cap = host.capacity;
+        let formations = self.loops().iter().map(|(_, lp)| lp.lock().slots).sum();
         CapacityUse {
             capacity: cap.dynos,
             formations,
-            running: self.runtime.slots().dynos_in_use(),
+            running: host.running,
             proxy_reserve: cap.proxy,
             per_app: cap.per_app,
             limit: cap.limit.name().to_owned(),
@@ -122,28 +115,4 @@ pub struct CapacityUse {
     /// The host limit that sets the capacity, and how to raise it.
     pub limit: String,
     pub how_to_raise: String,
-}
-
-/// Slots and dynos a formation takes on a release: the types the release
-/// runs (not `release`), each dyno as many slots as its component's weight.
-pub(super) fn formation_slots(
-    formation: &BTreeMap<String, u32>,
-    files: &ReleaseFiles,
-) -> (u32, u32) {
-    let mut slots = 0u32;
-    let mut dynos = 0u32;
-    for (ty, n) in formation {
-        let Some(command) = files.procfile.get(ty) else {
-            continue;
-        };
-        if ty == "release" {
-            continue;
-        }
-        let weight = files
-            .component(&command.component_path())
-            .map_or(1, |p| p.weight);
-        slots = slots.saturating_add(n.saturating_mul(weight));
-        dynos = dynos.saturating_add(*n);
-    }
-    (slots, dynos)
 }

@@ -8,7 +8,7 @@ use rand::RngExt;
 
 use super::{Router, host};
 use crate::logbus::{LogLine, Source};
-use crate::routes::Backend;
+use super::table::Backend;
 
 /// Whether a client's `X-Request-Id` is one to keep.
 pub fn good_request_id(id: &str) -> bool {

@@ -21,6 +21,7 @@ mod head;
 mod hop;
 pub mod host;
 mod log;
+pub mod table;
 mod tunnel;
 
 use std::convert::Infallible;
@@ -40,8 +41,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::logbus::LogBus;
-use crate::routes::{NoRoute, RouteTable};
+use crate::logbus::Bus;
+pub use table::{Backend, NoRoute, RouteTable};
 use answer::{ERROR_PAGE, NO_SUCH_APP, closing, text};
 use body::Capped;
 use head::{Framing, HeadScan, Refusal, Sniff};
@@ -81,7 +82,7 @@ impl Default for RouterConfig {
 
 struct Router {
     table: RouteTable,
-    bus: LogBus,
+    bus: Bus,
     cfg: RouterConfig,
     client: Client<HttpConnector, Capped>,
     rng: Mutex<rand::rngs::StdRng>,
@@ -95,7 +96,7 @@ struct Router {
 pub async fn serve(
     listener: TcpListener,
     table: RouteTable,
-    bus: LogBus,
+    bus: Bus,
     cfg: RouterConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -288,8 +289,7 @@ impl Router {
         };
         // Counted until the dyno answers, so the manager can let a dyno it
         // takes out of service finish what it was sent.
-        backend.inflight.fetch_add(1, Ordering::SeqCst);
-        let _inflight = InFlight(backend.inflight.clone());
+        let _inflight = backend.inflight.enter();
         let upgrade = hop::wants_upgrade(req.headers());
         // Any `Upgrade` header stops the head scan (hyper may switch
         // protocols on it): unless tunnelled, the connection then closes.
@@ -395,10 +395,3 @@ impl Router {
     }
 }
 
-struct InFlight(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{Hashing, SlugError, SlugId, SlugStore, io_err};
+use super::{Hashing, SlugError, SlugId, SlugDir, io_err};
 
 /// Reads exactly `left` bytes, so a file that grows or shrinks while it is
 /// packed makes the pack fail instead of writing a tarball whose headers
@@ -40,7 +40,7 @@ impl<R: Read> Read for Exactly<R> {
     }
 }
 
-impl SlugStore {
+impl SlugDir {
     /// Packs the files of `src` into a slug and returns its id. The same
     /// files always give the same id.
     pub fn pack(&self, src: &Path) -> Result<SlugId, SlugError> {

@@ -12,7 +12,7 @@ use std::io::{self, Read, Seek};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::{SlugError, SlugId, SlugStore, Unpacked, io_err};
+use super::{SlugError, SlugId, SlugDir, Unpacked, io_err};
 
 /// Longest path a GNU long-name entry may give (Linux's `PATH_MAX`).
 const MAX_PATH_BYTES: u64 = 4096;
@@ -20,7 +20,7 @@ const MAX_PATH_BYTES: u64 = 4096;
 const ONLY_FILES_AND_DIRS: &str =
     "a slug holds only regular files and directories (no links or devices)";
 
-impl SlugStore {
+impl SlugDir {
     /// Verifies a slug and unpacks it into `dest`, which is created and must
     /// not exist yet. On any error `dest` is removed again.
     pub fn unpack(&self, id: &SlugId, dest: &Path) -> Result<Unpacked, SlugError> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use wdyno::dyno::{
     DEFAULT_MEMORY, Determinism, Dyno, Launch, PortBook, PortLease, Runtime, RuntimeConfig, Sandbox,
 };
-use wdyno::logbus::{Event, LogBus, LogLine, Subscription};
+use wdyno::logbus::{Bus, Event, LocalBus, LogFilter, LogLine, Subscription};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -164,7 +164,7 @@ pub fn runtime() -> Arc<Runtime> {
 
 /// A little platform for one test: a log bus, a port book, a dyno dir.
 pub struct Host {
-    pub bus: LogBus,
+    pub bus: Bus,
     pub ports: PortBook,
     pub dir: tempfile::TempDir,
     pub app: String,
@@ -182,7 +182,7 @@ pub struct Host {
 
 impl Host {
     pub fn new(app: &str) -> Host {
-        let bus = LogBus::new();
+        let bus = LocalBus::shared();
         bus.open(app);
         Host {
             bus,
@@ -281,7 +281,7 @@ impl Host {
     }
 
     pub fn subscribe(&self) -> Lines {
-        Lines(self.bus.subscribe())
+        Lines(self.bus.subscribe(&self.app, LogFilter::default(), 0, true))
     }
 }
 

@@ -1,7 +1,7 @@
 //! An app's release history: `v1, v2, …`, append-only, no gaps.
 //!
 //! Every new release — deploy, config change, rollback — goes through
-//! [`Ledger::append`], one transaction over `heads` and `releases` that
+//! [`SledLedger::append`], one transaction over `heads` and `releases` that
 //! bumps the app's last version and writes the release together, so a
 //! crash leaves either both or neither.
 
@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use sled::Transactional;
 
 use super::{
-    Head, Ledger, LedgerError, MAX_CONFIG_BYTES, NewRelease, Release, Result, Status, abort,
+    Head, SledLedger, LedgerError, MAX_CONFIG_BYTES, NewRelease, Release, Result, Status, abort,
     decode, encode, flatten, head_of, now, prefix, release_key, tx_get,
 };
 use crate::names::{AppName, ConfigKey};
 
-impl Ledger {
+impl SledLedger {
     /// Every release of an app, oldest first.
     pub fn releases(&self, app: &AppName) -> Result<Vec<Release>> {
         self.app(app)?;

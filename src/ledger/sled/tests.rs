@@ -13,7 +13,7 @@ fn slug(n: u8) -> SlugId {
     SlugId::parse(&format!("{:02x}", n).repeat(32)).unwrap()
 }
 
-fn deploy(l: &Ledger, a: &AppName, n: u8) -> Release {
+fn deploy(l: &SledLedger, a: &AppName, n: u8) -> Release {
     l.create_release(
         a,
         NewRelease {
@@ -29,7 +29,7 @@ fn deploy(l: &Ledger, a: &AppName, n: u8) -> Release {
 #[test]
 fn releases_append_config_and_rollback() {
     let t = tempfile::tempdir().unwrap();
-    let l = Ledger::open(t.path()).unwrap();
+    let l = SledLedger::open(t.path()).unwrap();
     let a = app("hello");
     l.create_app(&a).unwrap();
     assert!(matches!(l.create_app(&a), Err(LedgerError::AppExists(_))));
@@ -70,7 +70,7 @@ fn releases_append_config_and_rollback() {
 #[test]
 fn a_failed_release_phase_never_becomes_current() {
     let t = tempfile::tempdir().unwrap();
-    let l = Ledger::open(t.path()).unwrap();
+    let l = SledLedger::open(t.path()).unwrap();
     let a = app("phase");
     l.create_app(&a).unwrap();
     deploy(&l, &a, 1);
@@ -106,7 +106,7 @@ fn a_failed_release_phase_never_becomes_current() {
 #[test]
 fn formation_only_names_known_types() {
     let t = tempfile::tempdir().unwrap();
-    let l = Ledger::open(t.path()).unwrap();
+    let l = SledLedger::open(t.path()).unwrap();
     let a = app("form");
     l.create_app(&a).unwrap();
     let e = l
@@ -126,7 +126,7 @@ fn formation_only_names_known_types() {
             &BTreeMap::from([(ProcessType::parse("web").unwrap(), 3)]),
         )
         .unwrap();
-    assert_eq!(f, BTreeMap::from([("web".to_owned(), 3)]));
+    assert_eq!(f.to_map(), BTreeMap::from([("web".to_owned(), 3)]));
     assert_eq!(l.formation(&a).unwrap(), f);
 }
 
@@ -135,13 +135,13 @@ fn reopening_keeps_every_release_and_destroy_removes_all() {
     let t = tempfile::tempdir().unwrap();
     let a = app("many");
     {
-        let l = Ledger::open(t.path()).unwrap();
+        let l = SledLedger::open(t.path()).unwrap();
         l.create_app(&a).unwrap();
         for i in 0..200u32 {
             deploy(&l, &a, (i % 250) as u8);
         }
     }
-    let l = Ledger::open(t.path()).unwrap();
+    let l = SledLedger::open(t.path()).unwrap();
     let versions: Vec<u64> = l.releases(&a).unwrap().iter().map(|r| r.version).collect();
     assert_eq!(versions, (1..=200).collect::<Vec<_>>());
     l.destroy_app(&a).unwrap();
@@ -152,7 +152,7 @@ fn reopening_keeps_every_release_and_destroy_removes_all() {
 #[test]
 fn config_is_capped_at_32_kb() {
     let t = tempfile::tempdir().unwrap();
-    let l = Ledger::open(t.path()).unwrap();
+    let l = SledLedger::open(t.path()).unwrap();
     let a = app("big");
     l.create_app(&a).unwrap();
     let e = l
@@ -169,9 +169,9 @@ fn config_is_capped_at_32_kb() {
     assert!(l.releases(&a).unwrap().is_empty(), "nothing recorded");
 }
 
-fn ledger() -> (tempfile::TempDir, Ledger) {
+fn ledger() -> (tempfile::TempDir, SledLedger) {
     let t = tempfile::tempdir().unwrap();
-    let l = Ledger::open(t.path()).unwrap();
+    let l = SledLedger::open(t.path()).unwrap();
     (t, l)
 }
 

@@ -1,9 +1,11 @@
-//! The table the router reads: each app's `up` web dynos. The manager
-//! writes it as dynos come up and go; the router never starts or stops one.
+//! The router's table: each app's `up` web dynos. The manager writes it
+//! as dynos come up and go; the router never starts or stops one.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+
+use crate::placement::DynoAddr;
 
 /// One up web dyno.
 #[derive(Debug, Clone)]
@@ -11,23 +13,62 @@ pub struct Backend {
     /// Unique per dyno instance (a replacement `web.1` is another backend).
     pub id: u64,
     pub dyno: String,
-    pub port: u16,
+    pub addr: DynoAddr,
     /// Requests the router has sent it and not yet had an answer to; the
-    /// manager stops a dyno taken out of the table only once this is 0.
-    pub inflight: Arc<AtomicUsize>,
-    /// The dyno listens on `[::1]`, not `127.0.0.1` (it bound `[::]`).
-    pub v6: Arc<AtomicBool>,
+    /// manager stops a dyno taken out of the table once they are answered.
+    pub inflight: Arc<InFlight>,
 }
 
 impl Backend {
     /// Where the dyno listens: its `$PORT` on the loopback address of the
     /// family it bound.
     pub fn addr(&self) -> std::net::SocketAddr {
-        let ip: std::net::IpAddr = match self.v6.load(Ordering::SeqCst) {
-            true => std::net::Ipv6Addr::LOCALHOST.into(),
-            false => std::net::Ipv4Addr::LOCALHOST.into(),
-        };
-        (ip, self.port).into()
+        self.addr.socket_addr()
+    }
+}
+
+/// Requests in flight to one dyno, and a wake-up for whoever waits for
+/// them all to be answered (a dyno leaving the router is drained by this
+/// notification, not by polling).
+#[derive(Debug, Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Counts one request until dropped.
+pub struct Request(Arc<InFlight>);
+
+impl InFlight {
+    /// Counts a request from now until the guard drops.
+    pub fn enter(self: &Arc<Self>) -> Request {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Request(self.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Returns once no request is in flight.
+    pub async fn idle(&self) {
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
     }
 }
 

@@ -1,23 +1,21 @@
-//! The formation: how many dynos of each process type should run.
-//!
-//! It lives beside the releases so a platform restart brings back the same
-//! dynos. Types a later deploy drops stay in the map until scaled; the
-//! dyno manager runs only the types the current release has.
+//! The `formation` tree: app name → its [`Formation`]. It lives beside the
+//! releases so a platform restart brings back the same dynos.
 
 use std::collections::BTreeMap;
 
 use sled::Transactional;
 
-use super::{Ledger, LedgerError, Result, abort, decode, encode, flatten, tx_get};
+use crate::formation::Formation;
+use super::{SledLedger, LedgerError, Result, abort, decode, encode, flatten, tx_get};
 use crate::names::{AppName, ProcessType};
 
-impl Ledger {
+impl SledLedger {
     /// Process type → dyno count (empty until the first scale).
-    pub fn formation(&self, app: &AppName) -> Result<BTreeMap<String, u32>> {
+    pub fn formation(&self, app: &AppName) -> Result<Formation> {
         self.app(app)?;
         match self.formation.get(app.as_str())? {
             Some(v) => decode(app.as_str().as_bytes(), &v),
-            None => Ok(BTreeMap::new()),
+            None => Ok(Formation::default()),
         }
     }
 
@@ -27,7 +25,7 @@ impl Ledger {
         &self,
         app: &AppName,
         changes: &BTreeMap<ProcessType, u32>,
-    ) -> Result<BTreeMap<String, u32>> {
+    ) -> Result<Formation> {
         let current = self.current(app)?;
         for ty in changes.keys() {
             if !current.process_types.contains_key(ty.as_str()) {
@@ -48,11 +46,8 @@ impl Ledger {
             if heads.get(app.as_str())?.is_none() {
                 return abort(LedgerError::AppNotFound(app.to_string()));
             }
-            let mut f: BTreeMap<String, u32> =
-                tx_get(form, app.as_str().as_bytes())?.unwrap_or_default();
-            for (ty, n) in changes {
-                f.insert(ty.to_string(), *n);
-            }
+            let mut f: Formation = tx_get(form, app.as_str().as_bytes())?.unwrap_or_default();
+            f.apply(changes);
             form.insert(app.as_str(), encode(&f))?;
             Ok(f)
         });

@@ -1,23 +1,23 @@
-//! Build, release, run: source → buildpack → slug → release, with the
-//! output streamed as Heroku prints it (`-----> Rust app detected`).
+//! Deploying, its build half: source → buildpack → slug, with the output
+//! streamed as Heroku prints it (`-----> Rust app detected`). The service
+//! layer ([`crate::service`]) records the release and starts the dynos.
 //!
 //! Each step checks what it was given before the next runs: a buildpack
 //! that fails or times out, a Procfile that does not parse or names a
 //! component the slug lacks, a component of no supported world — each ends
-//! the build with a clear message and no release. The slug is written (and
-//! synced) before the release that names it; a release with a `release`
-//! process becomes current only once that process exits 0.
+//! the build with a clear message and no slug. The slug is stored (and
+//! synced) before [`Builder::build`] returns, so a release never names a
+//! slug that is not there.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::buildpack::{self, BuildpackError};
-use crate::dyno::Cause;
-use crate::manager::{Manager, ManagerError};
+use crate::dyno::{Prepared, Runtime};
 use crate::names::AppName;
 use crate::procfile::{Procfile, ProcfileError};
-use crate::release::{Ledger, LedgerError, NewRelease, Release, Status};
-use crate::slug::{SlugError, SlugStore};
+use crate::slug::{SlugError, SlugId, SlugStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -31,14 +31,6 @@ pub enum BuildError {
     NoProcesses,
     #[error(transparent)]
     Slug(#[from] SlugError),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error(transparent)]
-    Manager(#[from] ManagerError),
-    #[error(
-        "release phase failed ({0}): v{1} was recorded as failed and is not live; dynos stay on the previous release"
-    )]
-    ReleasePhase(String, u64),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -49,9 +41,9 @@ pub enum BuildError {
 
 /// Where builds happen and what they use.
 pub struct Builder {
-    pub ledger: Ledger,
-    pub slugs: SlugStore,
-    pub manager: Arc<Manager>,
+    pub slugs: Arc<dyn SlugStore>,
+    /// Checks and prepares the built components (the dynos run these).
+    pub runtime: Arc<Runtime>,
     /// `$WDYNO_HOME`: holds `buildpacks/` and `builds/`.
     pub home: PathBuf,
     /// Buildpack caches, one dir per app (`$WDYNO_HOME/cache/build`).
@@ -62,65 +54,60 @@ pub struct Builder {
     pub isolation: buildpack::Isolation,
 }
 
+/// What a build made: the slug, its process types, and its components as
+/// prepared while checking them. Holding `components` until the release's
+/// dynos start means they instantiate these, not a second preparation.
+pub struct Built {
+    pub slug: SlugId,
+    pub procfile: Procfile,
+    pub components: Vec<Arc<Prepared>>,
+}
+
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
     let what = what.into();
     move |source| BuildError::Io { what, source }
 }
 
 impl Builder {
-    /// Builds `source` (a directory; `.git` is skipped) and releases it.
-    /// `say` receives every output line. `source_desc` names the source in
-    /// the release description (a commit, or empty for the slug digest).
-    pub async fn deploy(
+    /// Builds `source` (a directory; `.git` is skipped) for `app` with its
+    /// buildpacks (empty: detect) and config vars (the build's ENV_DIR).
+    /// `say` receives every output line.
+    pub async fn build(
         &self,
         app: &AppName,
+        buildpacks: &[String],
+        config: &BTreeMap<String, String>,
         source: &Path,
-        source_desc: &str,
-        say: tokio::sync::mpsc::UnboundedSender<String>,
-    ) -> Result<Release, BuildError> {
-        let mut build = self.ledger.create_build(app, source_desc)?;
-        let result = self.run(app, source, source_desc, &say).await;
-        build.status = if result.is_ok() {
-            Status::Succeeded
-        } else {
-            Status::Failed
-        };
-        if let Ok(r) = &result {
-            build.slug = r.slug.clone();
-            build.release = Some(r.version);
-        }
-        if let Err(e) = &result {
-            build.output_tail = e.to_string();
-        }
-        self.ledger.finish_build(app, &build)?;
-        result
-    }
-
-    async fn run(
-        &self,
-        app: &AppName,
-        source: &Path,
-        source_desc: &str,
         say: &tokio::sync::mpsc::UnboundedSender<String>,
-    ) -> Result<Release, BuildError> {
-        let meta = self.ledger.app(app)?;
-        let current = self.ledger.current(app)?;
-        let packs = buildpack::resolve(&self.home.join("buildpacks"), &meta.buildpacks)?;
-        let work = tempfile::Builder::new()
-            .prefix(&format!("{app}-"))
-            .tempdir_in(ensure(&self.home.join("builds"))?)
-            .map_err(io("creating a build dir"))?;
+    ) -> Result<Built, BuildError> {
+        let packs = buildpack::resolve(&self.home.join("buildpacks"), buildpacks)?;
+        let (home, cache_root) = (self.home.clone(), self.cache.clone());
+        let app_name = app.to_string();
+        let (work, cache) = tokio::task::spawn_blocking(move || {
+            let work = tempfile::Builder::new()
+                .prefix(&format!("{app_name}-"))
+                .tempdir_in(ensure(&home.join("builds"))?)
+                .map_err(io("creating a build dir"))?;
+            let cache = ensure(&cache_root.join(&app_name))?;
+            Ok::<_, BuildError>((work, cache))
+        })
+        .await
+        .map_err(|e| BuildError::Io {
+            what: "the build task".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
         let build_dir = work.path().join("app");
         let env_dir = work.path().join("env");
-        let cache = ensure(&self.cache.join(app.as_str()))?;
-        let (slugs, timeout) = (self.slugs.clone(), self.compile_timeout);
-        let runtime = self.manager.runtime().clone();
+        let timeout = self.compile_timeout;
+        let runtime = self.runtime.clone();
         let source = source.to_owned();
-        let config = current.config.clone();
+        let config = config.clone();
         let say2 = say.clone();
         let iso = self.isolation.clone();
+        let bdir = build_dir.clone();
         // Buildpacks are processes and slugs are files: this part blocks.
-        let (slug, procfile) = tokio::task::spawn_blocking(move || {
+        let (procfile, components) = tokio::task::spawn_blocking(move || {
+            let build_dir = bdir;
             let say = |s: String| {
                 let _ = say2.send(s);
             };
@@ -155,75 +142,40 @@ impl Builder {
                 types.join(", ")
             ));
             let built = list_components(&build_dir);
+            let mut components = Vec::new();
             procfile.check_components(&built, |component| {
                 let path = build_dir.join(component);
                 if !path.is_file() {
                     return None;
                 }
-                Some(runtime.prepare(&path).map(|_| ()).map_err(|e| match e {
-                    crate::dyno::DynoError::NotADyno { found, .. } => found,
-                    other => other.to_string(),
-                }))
+                Some(match runtime.prepare(&path) {
+                    Ok(p) => {
+                        components.push(p);
+                        Ok(())
+                    }
+                    Err(crate::dyno::DynoError::NotADyno { found, .. }) => Err(found),
+                    Err(other) => Err(other.to_string()),
+                })
             })?;
             say("-----> Compressing...".into());
-            let slug = slugs.pack(&build_dir)?;
-            let size = std::fs::metadata(slugs.path(&slug))
-                .map(|m| m.len())
-                .unwrap_or(0);
-            say(format!(
-                "       Done: {:.1}M",
-                size as f64 / (1024.0 * 1024.0)
-            ));
-            Ok::<_, BuildError>((slug, procfile))
+            Ok::<_, BuildError>((procfile, components))
         })
         .await
         .map_err(|e| BuildError::Io {
             what: "the build task".into(),
             source: std::io::Error::other(e.to_string()),
         })??;
-        drop(work);
-
-        let description = if source_desc.is_empty() {
-            format!("Deploy {}", slug.short())
-        } else {
-            format!("Deploy {source_desc}")
-        };
-        let has_phase = procfile.get("release").is_some();
-        let release = self.ledger.create_release(
-            app,
-            NewRelease {
-                slug,
-                process_types: procfile.to_map(),
-                description,
-            },
-            !has_phase,
-        )?;
-        let _ = say.send("-----> Launching...".into());
-        if let Some(cmd) = procfile.get("release") {
-            let _ = say.send(format!("-----> Running release command `{}`", cmd.line));
-            let dyno = self
-                .manager
-                .run_one_off(app, &release, "release", &cmd.line, None)
-                .await?;
-            let exit = dyno.wait().await;
-            let ok = exit.status == 0 && exit.cause == Cause::Exited;
-            self.ledger.finish_release(app, release.version, ok)?;
-            if !ok {
-                return Err(BuildError::ReleasePhase(
-                    format!("status {}", exit.status),
-                    release.version,
-                ));
-            }
-        }
-        // As Heroku: an app's first web process type gets one dyno.
-        if self.ledger.formation(app)?.is_empty() && procfile.get("web").is_some() {
-            let web = crate::names::ProcessType::parse("web").expect("valid");
-            self.ledger
-                .scale(app, &std::collections::BTreeMap::from([(web, 1)]))?;
-        }
-        self.manager.converge(app).await?;
-        let _ = say.send(format!("       Released v{}", release.version));
-        Ok(self.ledger.release(app, release.version)?)
+        let (slug, size) = self.slugs.put(&build_dir).await?;
+        let _ = say.send(format!(
+            "       Done: {:.1}M",
+            size as f64 / (1024.0 * 1024.0)
+        ));
+        let _ = tokio::task::spawn_blocking(move || drop(work)).await;
+        Ok(Built {
+            slug,
+            procfile,
+            components,
+        })
     }
 }
 

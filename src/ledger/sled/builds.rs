@@ -5,12 +5,12 @@
 use sled::Transactional;
 
 use super::{
-    Build, Ledger, LedgerError, Result, Status, abort, build_key, decode, encode, flatten, head_of,
+    Build, SledLedger, LedgerError, Result, Status, abort, build_key, decode, encode, flatten, head_of,
     now, prefix,
 };
 use crate::names::AppName;
 
-impl Ledger {
+impl SledLedger {
     /// Starts recording a build: `Pending`, no slug yet.
     pub fn create_build(&self, app: &AppName, source: &str) -> Result<Build> {
         let r = (&self.heads, &self.builds).transaction(|(heads, builds)| {

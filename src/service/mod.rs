@@ -1,0 +1,280 @@
+//! The service layer: the one place that orchestrates. Every front end —
+//! the control API, `wdyno local`, a dashboard — parses its input, calls
+//! one method here and maps the result; none of them touches the ledger,
+//! the manager or the log bus itself.
+//!
+//! A change is always "write the ledger, then wake the app's reconcile
+//! loop and wait for its pass", so the API answers once the dynos of the
+//! change are started (or the pass's error is known).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::deploy::{BuildError, Builder};
+use crate::formation::Formation;
+use crate::ledger::{App, Build, Ledger, LedgerError};
+use crate::logbus::Bus;
+use crate::manager::{CapacityUse, DynoInfo, Manager, ManagerError};
+use crate::names::{AppName, ConfigKey, ProcessType};
+use crate::release::{Release, Status};
+
+mod deploy;
+mod logs;
+
+pub use logs::{Attached, AttachedEvent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Manager(#[from] ManagerError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(
+        "release phase failed ({0}): v{1} was recorded as failed and is not live; dynos stay on the previous release"
+    )]
+    ReleasePhase(String, u64),
+    /// The request itself is wrong; the message says how.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<crate::placement::PlacementError> for ServiceError {
+    fn from(e: crate::placement::PlacementError) -> Self {
+        ServiceError::Manager(e.into())
+    }
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// A host of the platform, as `wdyno hosts` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostInfo {
+    pub name: String,
+    pub state: &'static str,
+    pub heartbeat_at: chrono::DateTime<chrono::Utc>,
+    pub capacity: CapacityUse,
+}
+
+/// The platform's operations. Cheap to share (`Arc<Service>`).
+pub struct Service {
+    ledger: Arc<dyn Ledger>,
+    bus: Bus,
+    manager: Arc<Manager>,
+    builder: Builder,
+    /// `$WDYNO_HOME`: the apps' git repos live under it.
+    home: PathBuf,
+}
+
+impl Service {
+    pub fn new(
+        ledger: Arc<dyn Ledger>,
+        bus: Bus,
+        manager: Arc<Manager>,
+        builder: Builder,
+        home: PathBuf,
+    ) -> Self {
+        Service {
+            ledger,
+            bus,
+            manager,
+            builder,
+            home,
+        }
+    }
+
+    /// The log bus, for front ends that follow every line of their app
+    /// (`wdyno local`).
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// Where uploaded sources wait for their build.
+    pub fn builds_dir(&self) -> PathBuf {
+        self.home.join("builds")
+    }
+
+    pub fn manager(&self) -> &Arc<Manager> {
+        &self.manager
+    }
+
+    // Apps.
+
+    pub async fn apps(&self) -> Result<Vec<App>> {
+        Ok(self.ledger.apps().await?)
+    }
+
+    pub async fn app(&self, app: &AppName) -> Result<App> {
+        Ok(self.ledger.app(app).await?)
+    }
+
+    /// `apps:create`: the app, its log and its entry in the router's table
+    /// (only apps that exist get either, so unknown names cost nothing).
+    pub async fn create_app(&self, name: &AppName) -> Result<App> {
+        let app = self.ledger.create_app(name).await?;
+        self.opened(&app.name);
+        Ok(app)
+    }
+
+    /// Makes an app in the ledger known to the log bus and the router
+    /// (at start, for every app).
+    pub fn opened(&self, app: &AppName) {
+        self.bus.open(app.as_str());
+        self.manager.routes().open(app.as_str());
+    }
+
+    /// `apps:destroy`: stops its dynos, then removes every record, its
+    /// log, its git repo and its build cache.
+    pub async fn destroy_app(&self, app: &AppName) -> Result<()> {
+        self.ledger.app(app).await?;
+        self.manager.remove_app(app).await;
+        self.ledger.destroy_app(app).await?;
+        self.bus.forget(app.as_str());
+        let dirs = [
+            self.home.join("repos").join(format!("{app}.git")),
+            self.builder.cache.join(app.as_str()),
+        ];
+        let _ = tokio::task::spawn_blocking(move || {
+            for d in dirs {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        })
+        .await;
+        Ok(())
+    }
+
+    /// `buildpacks:set`: each must be a built-in name or a buildpack dir.
+    pub async fn set_buildpacks(&self, app: &AppName, packs: &[String]) -> Result<App> {
+        crate::buildpack::resolve(&self.home.join("buildpacks"), packs)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        Ok(self.ledger.set_buildpacks(app, packs).await?)
+    }
+
+    /// The app's bare git repo (made on first use), for `git push`.
+    pub async fn git_repo(&self, app: &AppName) -> Result<PathBuf> {
+        self.ledger.app(app).await?;
+        let (home, name) = (self.home.clone(), app.clone());
+        tokio::task::spawn_blocking(move || crate::git::ensure_repo(&home, &name))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r)
+            .map_err(|source| ServiceError::Io {
+                what: format!("making the git repo of {app}"),
+                source,
+            })
+    }
+
+    // Releases and config.
+
+    pub async fn releases(&self, app: &AppName) -> Result<Vec<Release>> {
+        Ok(self.ledger.releases(app).await?)
+    }
+
+    pub async fn release(&self, app: &AppName, version: u64) -> Result<Release> {
+        Ok(self.ledger.release(app, version).await?)
+    }
+
+    pub async fn current(&self, app: &AppName) -> Result<Release> {
+        Ok(self.ledger.current(app).await?)
+    }
+
+    /// `config:set` / `config:unset`: a new release, then its dynos.
+    pub async fn set_config(
+        &self,
+        app: &AppName,
+        set: &BTreeMap<ConfigKey, String>,
+        unset: &[ConfigKey],
+    ) -> Result<Release> {
+        let release = self.ledger.set_config(app, set, unset).await?;
+        self.manager.reconcile(app).await?;
+        Ok(release)
+    }
+
+    /// `releases:rollback [vN]`: a new release with vN's slug and config
+    /// (without a version: the last succeeded release before the current).
+    pub async fn rollback(&self, app: &AppName, target: Option<u64>) -> Result<Release> {
+        let target = match target {
+            Some(v) => v,
+            None => {
+                let current = self.ledger.current(app).await?.version;
+                self.ledger
+                    .releases(app)
+                    .await?
+                    .iter()
+                    .rev()
+                    .find(|r| r.version < current && r.status == Status::Succeeded)
+                    .map(|r| r.version)
+                    .ok_or_else(|| {
+                        ServiceError::Invalid("there is no earlier release to roll back to".into())
+                    })?
+            }
+        };
+        let release = self.ledger.rollback(app, target).await?;
+        self.manager.reconcile(app).await?;
+        Ok(release)
+    }
+
+    pub async fn builds(&self, app: &AppName) -> Result<Vec<Build>> {
+        Ok(self.ledger.builds(app).await?)
+    }
+
+    // Formation and dynos.
+
+    pub async fn formation(&self, app: &AppName) -> Result<Formation> {
+        Ok(self.ledger.formation(app).await?)
+    }
+
+    /// `ps:scale`: admitted against the host's capacity first.
+    pub async fn scale(
+        &self,
+        app: &AppName,
+        changes: &BTreeMap<ProcessType, u32>,
+    ) -> Result<Formation> {
+        Ok(self.manager.scale(app, changes).await?)
+    }
+
+    pub async fn ps(&self, app: &AppName) -> Result<Vec<DynoInfo>> {
+        self.ledger.app(app).await?;
+        Ok(self.manager.ps(app))
+    }
+
+    /// `ps:restart [TYPE | DYNO]`: how many dynos were replaced.
+    pub async fn restart(&self, app: &AppName, which: Option<&str>) -> Result<usize> {
+        self.ledger.app(app).await?;
+        Ok(self.manager.restart(app, which).await?)
+    }
+
+    /// `ps:stop DYNO`.
+    pub async fn stop(&self, app: &AppName, dyno: &str) -> Result<()> {
+        self.ledger.app(app).await?;
+        Ok(self.manager.stop_dyno(app, dyno).await?)
+    }
+
+    /// `run:detached`: a one-off dyno of the current release; its name.
+    pub async fn run_detached(&self, app: &AppName, command: &str) -> Result<String> {
+        let release = self.ledger.current(app).await?;
+        let dyno = self
+            .manager
+            .run_one_off(app, &release, "run", command, None)
+            .await?;
+        Ok(dyno.name().to_owned())
+    }
+
+    /// This host, as `wdyno hosts` shows it.
+    pub fn hosts(&self) -> Vec<HostInfo> {
+        vec![HostInfo {
+            name: self.manager.host().name(),
+            state: "up",
+            heartbeat_at: chrono::Utc::now(),
+            capacity: self.manager.capacity(),
+        }]
+    }
+}
