@@ -303,8 +303,12 @@ impl LogBus for LocalBus {
         };
         // Under one lock: no line is both in the backlog and live, and none
         // falls between them.
-        let mut lines: Vec<Arc<LogLine>> =
-            log.ring.iter().filter(|l| filter.matches(l)).cloned().collect();
+        let mut lines: Vec<Arc<LogLine>> = log
+            .ring
+            .iter()
+            .filter(|l| filter.matches(l))
+            .cloned()
+            .collect();
         lines.drain(..lines.len().saturating_sub(backlog));
         let live = follow.then(|| {
             log.live

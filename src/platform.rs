@@ -129,7 +129,9 @@ impl Platform {
             };
             tokio::task::spawn_blocking(move || Runtime::new(&rc))
                 .await
-                .map_err(|e| io("starting the wasm runtime")(std::io::Error::other(e.to_string())))??
+                .map_err(|e| {
+                    io("starting the wasm runtime")(std::io::Error::other(e.to_string()))
+                })??
         };
         let runtime = Arc::new(runtime);
         tracing::info!("{}", runtime.slots().capacity().describe());

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use rand::{RngExt, SeedableRng};
-use wdyno::names::{AppName, ConfigKey};
 use wdyno::ledger::{LedgerError, SledLedger as Ledger};
+use wdyno::names::{AppName, ConfigKey};
 use wdyno::release::{NewRelease, Status};
 use wdyno::slug::{Limits, SlugDir};
 

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use wdyno::slug::{Limits, SlugError, SlugDir};
+use wdyno::slug::{Limits, SlugDir, SlugError};
 
 /// Writes a tar.zst whose single entry has a raw name, type and link.
 fn crafted(path: &Path, name: &str, ty: tar::EntryType, link: Option<&str>, data: &[u8]) {

@@ -42,7 +42,8 @@ pub(super) async fn stream(s: &Arc<Service>, app: AppName, query: &str) -> Reply
             }
         }
     });
-    Ok(lines_reply(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|line| (line, rx))
-    })))
+    Ok(lines_reply(futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|line| (line, rx)) },
+    )))
 }

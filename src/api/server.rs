@@ -133,9 +133,7 @@ async fn handle(api: Api, req: Request<Incoming>) -> Reply {
         (&Method::POST, ["apps", app, "builds"]) => {
             releases::build(s.clone(), app_name(app)?, req).await
         }
-        (&Method::GET, ["apps", app, "formation"]) => {
-            ok(&s.formation(&app_name(app)?).await?)
-        }
+        (&Method::GET, ["apps", app, "formation"]) => ok(&s.formation(&app_name(app)?).await?),
         (&Method::PATCH, ["apps", app, "formation"]) => {
             formation::scale(s, app_name(app)?, req).await
         }

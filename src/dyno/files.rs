@@ -95,19 +95,7 @@ impl DynoFiles {
     /// The dyno's root directory, opened, with its files laid out first if
     /// this is the first time.
     pub fn open_root(&self) -> Result<std::fs::File, DynoError> {
-        let mut layout = self.laid_out.lock().expect("dyno files lock poisoned");
-        match &*layout {
-            Layout::Done => {}
-            Layout::Failed(why) => return Err(DynoError::Files(why.clone())),
-            Layout::Pending => match lay_out(&self.files, &self.root, self.quota) {
-                Ok(()) => *layout = Layout::Done,
-                Err(e) => {
-                    let why = e.to_string();
-                    *layout = Layout::Failed(why.clone());
-                    return Err(DynoError::Files(why));
-                }
-            },
-        }
+        self.lay_out()?;
         std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY)
@@ -116,6 +104,28 @@ impl DynoFiles {
                 what: format!("opening {}", self.root.display()),
                 source,
             })
+    }
+
+    /// Lays the files out if this is the first time (a copy of the slug's
+    /// files: it blocks, so the preopens call runs it on the blocking
+    /// pool), or says why an earlier try failed.
+    pub fn lay_out(&self) -> Result<(), DynoError> {
+        let mut layout = self.laid_out.lock().expect("dyno files lock poisoned");
+        match &*layout {
+            Layout::Done => Ok(()),
+            Layout::Failed(why) => Err(DynoError::Files(why.clone())),
+            Layout::Pending => match lay_out(&self.files, &self.root, self.quota) {
+                Ok(()) => {
+                    *layout = Layout::Done;
+                    Ok(())
+                }
+                Err(e) => {
+                    let why = e.to_string();
+                    *layout = Layout::Failed(why.clone());
+                    Err(DynoError::Files(why))
+                }
+            },
+        }
     }
 
     /// Whether the files were ever laid out.

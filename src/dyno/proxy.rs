@@ -27,6 +27,10 @@ use super::{
 };
 use crate::logbus::Bus;
 
+/// Connections one proxy dyno serves at once (only the router connects,
+/// and it pools): more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 1024;
+
 type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
 
 /// What every request of one proxy dyno shares.
@@ -90,7 +94,8 @@ pub(crate) async fn run(
     let mut stop = signals.watch_stop();
     let deadline = loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            // At the cap, connections wait in the listen backlog.
+            accepted = listener.accept(), if conns.len() < MAX_CONNECTIONS => {
                 let Ok((tcp, _)) = accepted else { continue };
                 let _ = tcp.set_nodelay(true);
                 let server = server.clone();

@@ -9,6 +9,9 @@
 //! - `wasi:sockets/tcp` `start-bind`: the address is moved to loopback
 //!   ([`bind_address`]) before the bind, so `0.0.0.0:$PORT` never listens on
 //!   the network.
+//! - `wasi:filesystem/preopens` `get-directories`: the dyno's files are
+//!   copied into its `/app` on the blocking pool, never on a runtime
+//!   thread, before wdyno's own preopen is handed out ([`super::files`]).
 //! - `wasi:filesystem/types` `descriptor.write`, `write-via-stream`,
 //!   `append-via-stream` and `filesystem-error-code`: a write refused for
 //!   want of space is reported to the dyno's files, which log the disk
@@ -26,6 +29,7 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::TrappableError;
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
+use wasmtime_wasi::p2::bindings::filesystem::preopens;
 use wasmtime_wasi::p2::bindings::filesystem::types::{self as fs, HostDescriptor};
 use wasmtime_wasi::p2::bindings::sockets::network::IpSocketAddress;
 use wasmtime_wasi::p2::bindings::sockets::tcp::HostTcpSocket;
@@ -46,6 +50,7 @@ pub(super) const TCP_CREATE: &str = "wasi:sockets/tcp-create-socket@0.2.12";
 pub(super) const UDP: &str = "wasi:sockets/udp@0.2.12";
 pub(super) const UDP_CREATE: &str = "wasi:sockets/udp-create-socket@0.2.12";
 pub(super) const FS_TYPES: &str = "wasi:filesystem/types@0.2.12";
+pub(super) const PREOPENS: &str = "wasi:filesystem/preopens@0.2.12";
 
 /// Shadows the calls above; the linker must allow shadowing.
 pub(crate) fn add_to_linker(linker: &mut Linker<DynoData>) -> wasmtime::Result<()> {
@@ -58,6 +63,21 @@ pub(crate) fn add_to_linker(linker: &mut Linker<DynoData>) -> wasmtime::Result<(
                 let mut view = cx.data_mut().sockets();
                 let res = HostTcpSocket::start_bind(&mut view, sock, net, addr).await;
                 Ok((to_guest(res)?,))
+            })
+        },
+    )?;
+
+    linker.instance(PREOPENS)?.func_wrap_async(
+        "get-directories",
+        |mut cx: StoreContextMut<'_, DynoData>, (): ()| {
+            Box::new(async move {
+                let files = cx.data().files.clone();
+                if !files.laid_out() {
+                    // A failure is kept and reported by the call below.
+                    let _ = tokio::task::spawn_blocking(move || files.lay_out()).await;
+                }
+                let dirs = preopens::Host::get_directories(cx.data_mut())?;
+                Ok((dirs,))
             })
         },
     )?;

@@ -25,9 +25,7 @@ use crate::dyno::Exit;
 use crate::ledger::Ledger;
 use crate::logbus::Bus;
 use crate::names::{AppName, DynoName};
-use crate::placement::{
-    DynoHost, DynoKind, DynoSpec, LocalHostConfig, ReleasePlan, RunningDyno,
-};
+use crate::placement::{DynoHost, DynoKind, DynoSpec, LocalHostConfig, ReleasePlan, RunningDyno};
 use crate::release::Release;
 use crate::router::RouteTable;
 use crate::router::table::InFlight;
@@ -278,7 +276,11 @@ impl Manager {
     /// `ps:stop`: stops one dyno. A formation dyno is started again by
     /// the app's reconcile loop, as Heroku's runtime does; a one-off dyno
     /// just ends.
-    pub async fn stop_dyno(self: &Arc<Self>, app: &AppName, dyno: &str) -> Result<(), ManagerError> {
+    pub async fn stop_dyno(
+        self: &Arc<Self>,
+        app: &AppName,
+        dyno: &str,
+    ) -> Result<(), ManagerError> {
         let lp = self.app_loop(app);
         let found = {
             let mut state = lp.lock();
@@ -411,7 +413,10 @@ impl Manager {
 
 /// The capacity slots and dynos a formation takes on a release: the types
 /// the release runs (not `release`), each dyno its component's weight.
-pub(crate) fn formation_slots(formation: &crate::formation::Formation, plan: &ReleasePlan) -> (u32, u32) {
+pub(crate) fn formation_slots(
+    formation: &crate::formation::Formation,
+    plan: &ReleasePlan,
+) -> (u32, u32) {
     let mut slots = 0u32;
     let mut dynos = 0u32;
     for (ty, n) in formation.iter() {

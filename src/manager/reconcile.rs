@@ -122,11 +122,8 @@ impl Manager {
                 self.pass(&app, &lp).await
             };
             let error = result.err().map(|e| {
-                self.bus.platform(
-                    app.as_str(),
-                    "api",
-                    &format!("Could not start dynos: {e}"),
-                );
+                self.bus
+                    .platform(app.as_str(), "api", &format!("Could not start dynos: {e}"));
                 e.to_string()
             });
             lp.done.send_replace((ticket, error));

@@ -141,8 +141,11 @@ pub trait DynoHost: Send + Sync {
     fn name(&self) -> String;
     /// Makes `release` of `app` ready to run here (idempotent; the newest
     /// releases stay ready) and says what its dynos weigh.
-    async fn prepare(&self, app: &AppName, release: &Release)
-    -> Result<ReleasePlan, PlacementError>;
+    async fn prepare(
+        &self,
+        app: &AppName,
+        release: &Release,
+    ) -> Result<ReleasePlan, PlacementError>;
     /// Starts a dyno. The release is prepared first if it is not yet.
     async fn start(&self, spec: DynoSpec) -> Result<Arc<dyn RunningDyno>, PlacementError>;
     fn capacity(&self) -> HostUse;

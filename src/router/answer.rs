@@ -32,3 +32,19 @@ pub fn closing(status: StatusCode, body: &'static str) -> Response<Body> {
 pub const ERROR_PAGE: &str = "<!DOCTYPE html><html><head><title>Application Error</title></head><body><h1>Application error</h1><p>An error occurred in the application and your page could not be served. If you are the application owner, check your logs for details: <code>wdyno logs --tail</code></p></body></html>\n";
 
 pub const NO_SUCH_APP: &str = "<!DOCTYPE html><html><head><title>No such app</title></head><body><h1>No such app</h1><p>There is no app at this address. Name one in the Host header: <code>APP.localhost</code>.</p></body></html>\n";
+
+/// The answer to a connection past the router's cap: the error page with
+/// 503, then the connection closes (within a second, whatever the client).
+pub async fn refuse(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        ERROR_PAGE.len()
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let _ = tcp.write_all(head.as_bytes()).await;
+        let _ = tcp.write_all(ERROR_PAGE.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
+}

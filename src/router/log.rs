@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use rand::RngExt;
 
+use super::table::Backend;
 use super::{Router, host};
 use crate::logbus::{LogLine, Source};
-use super::table::Backend;
 
 /// Whether a client's `X-Request-Id` is one to keep.
 pub fn good_request_id(id: &str) -> bool {

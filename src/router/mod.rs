@@ -42,11 +42,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::logbus::Bus;
-pub use table::{Backend, NoRoute, RouteTable};
 use answer::{ERROR_PAGE, NO_SUCH_APP, closing, text};
 use body::Capped;
 use head::{Framing, HeadScan, Refusal, Sniff};
 use log::{LineBits, good_request_id, new_request_id, path_field};
+pub use table::{Backend, NoRoute, RouteTable};
 
 type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -65,7 +65,15 @@ pub struct RouterConfig {
     pub max_head: usize,
     /// Seed for the dyno pick, for tests.
     pub seed: Option<u64>,
+    /// Client connections served at once. Each takes two descriptors (the
+    /// client's and, while a request is out, the dyno's); past the cap a
+    /// client gets the 503 error page and the connection closes, so a
+    /// flood of connections cannot take the daemon's descriptors.
+    pub max_connections: usize,
 }
+
+/// The default of [`RouterConfig::max_connections`].
+pub const MAX_CONNECTIONS: usize = 4096;
 
 impl Default for RouterConfig {
     fn default() -> Self {
@@ -76,6 +84,7 @@ impl Default for RouterConfig {
             max_body: 100 << 20,
             max_head: 16 * 1024,
             seed: None,
+            max_connections: MAX_CONNECTIONS,
         }
     }
 }
@@ -92,7 +101,11 @@ struct Router {
     tasks: TaskTracker,
 }
 
-/// Serves until `shutdown` resolves.
+/// Connections past the cap being answered 503 at once.
+const REFUSALS_AT_ONCE: usize = 64;
+
+/// Serves until `shutdown` resolves, at most
+/// [`RouterConfig::max_connections`] client connections at once.
 pub async fn serve(
     listener: TcpListener,
     table: RouteTable,
@@ -123,12 +136,39 @@ pub async fn serve(
         tasks: TaskTracker::new(),
     });
     tokio::pin!(shutdown);
+    let open = Arc::new(tokio::sync::Semaphore::new(router.cfg.max_connections));
+    let refusing = Arc::new(tokio::sync::Semaphore::new(REFUSALS_AT_ONCE));
+    let mut refused = 0u64;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((tcp, peer)) = accepted else { continue };
                 let _ = tcp.set_nodelay(true);
-                router.tasks.spawn(router.clone().connection(tcp, peer));
+                match open.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let conn = router.clone().connection(tcp, peer);
+                        router.tasks.spawn(async move {
+                            conn.await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        refused += 1;
+                        if refused.is_power_of_two() {
+                            tracing::warn!(
+                                "router: {} connections open, its cap: answered 503 and closed ({refused} so far)",
+                                router.cfg.max_connections
+                            );
+                        }
+                        // Past even the refusals' own bound: just closed.
+                        if let Ok(p) = refusing.clone().try_acquire_owned() {
+                            router.tasks.spawn(async move {
+                                answer::refuse(tcp).await;
+                                drop(p);
+                            });
+                        }
+                    }
+                }
             }
             _ = &mut shutdown => break,
         }
@@ -394,4 +434,3 @@ impl Router {
         })
     }
 }
-

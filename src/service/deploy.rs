@@ -77,9 +77,7 @@ impl Service {
         // As Heroku: an app's first web process type gets one dyno.
         if self.ledger.formation(app).await?.is_empty() && built.procfile.get("web").is_some() {
             let web = ProcessType::parse("web").expect("valid");
-            self.ledger
-                .scale(app, &BTreeMap::from([(web, 1)]))
-                .await?;
+            self.ledger.scale(app, &BTreeMap::from([(web, 1)])).await?;
         }
         self.manager.reconcile(app).await?;
         // The build's prepared components were the ones the dynos took.

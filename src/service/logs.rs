@@ -2,7 +2,6 @@
 //! ones), and `run` attached (a one-off dyno's output as its own stream,
 //! ended by its exit status).
 
-
 use futures::FutureExt;
 
 use super::{Result, Service};

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{Hashing, SlugError, SlugId, SlugDir, io_err};
+use super::{Hashing, SlugDir, SlugError, SlugId, io_err};
 
 /// Reads exactly `left` bytes, so a file that grows or shrinks while it is
 /// packed makes the pack fail instead of writing a tarball whose headers

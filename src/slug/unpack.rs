@@ -12,7 +12,7 @@ use std::io::{self, Read, Seek};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::{SlugError, SlugId, SlugDir, Unpacked, io_err};
+use super::{SlugDir, SlugError, SlugId, Unpacked, io_err};
 
 /// Longest path a GNU long-name entry may give (Linux's `PATH_MAX`).
 const MAX_PATH_BYTES: u64 = 4096;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod inproc;
 pub mod raw;
 
 use std::collections::BTreeMap;

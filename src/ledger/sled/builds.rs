@@ -5,8 +5,8 @@
 use sled::Transactional;
 
 use super::{
-    Build, SledLedger, LedgerError, Result, Status, abort, build_key, decode, encode, flatten, head_of,
-    now, prefix,
+    Build, LedgerError, Result, SledLedger, Status, abort, build_key, decode, encode, flatten,
+    head_of, now, prefix,
 };
 use crate::names::AppName;
 

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use sled::Transactional;
 
+use super::{LedgerError, Result, SledLedger, abort, decode, encode, flatten, tx_get};
 use crate::formation::Formation;
-use super::{SledLedger, LedgerError, Result, abort, decode, encode, flatten, tx_get};
 use crate::names::{AppName, ProcessType};
 
 impl SledLedger {
@@ -21,11 +21,7 @@ impl SledLedger {
 
     /// `ps:scale`: changes the counts of some types and returns the whole
     /// formation. Every type must exist in the current release.
-    pub fn scale(
-        &self,
-        app: &AppName,
-        changes: &BTreeMap<ProcessType, u32>,
-    ) -> Result<Formation> {
+    pub fn scale(&self, app: &AppName, changes: &BTreeMap<ProcessType, u32>) -> Result<Formation> {
         let current = self.current(app)?;
         for ty in changes.keys() {
             if !current.process_types.contains_key(ty.as_str()) {

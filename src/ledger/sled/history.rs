@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use sled::Transactional;
 
 use super::{
-    Head, SledLedger, LedgerError, MAX_CONFIG_BYTES, NewRelease, Release, Result, Status, abort,
+    Head, LedgerError, MAX_CONFIG_BYTES, NewRelease, Release, Result, SledLedger, Status, abort,
     decode, encode, flatten, head_of, now, prefix, release_key, tx_get,
 };
 use crate::names::{AppName, ConfigKey};

@@ -1,0 +1,269 @@
+//! The platform core, in process: one reconcile loop per app keeps exactly
+//! the formation's dynos of the current release running whatever order
+//! changes come in; `logs -n` returns exactly the newest lines; a deploy
+//! prepares each component once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::inproc::Inproc;
+use common::{built_app, until, within};
+use wdyno::logbus::{Event, LogFilter, Source};
+use wdyno::names::{AppName, ConfigKey, ProcessType};
+
+/// An app dir of ready components (the wasm buildpack packs them as they
+/// are): the probe's web server and its command tool, with `marker`
+/// written into the slug so each variant is a slug of its own.
+fn prebuilt(dir: &Path, procfile: &str, marker: &str) {
+    let probe = built_app("probe");
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    for c in ["web", "probe"] {
+        std::fs::copy(
+            probe.join(format!("bin/{c}.wasm")),
+            dir.join(format!("bin/{c}.wasm")),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("Procfile"), procfile).unwrap();
+    std::fs::write(dir.join("marker.txt"), marker).unwrap();
+}
+
+const WEB_AND_WORKER: &str = "web: bin/web\nworker: bin/probe sleep 3600000\n";
+
+fn name(s: &str) -> AppName {
+    AppName::parse(s).unwrap()
+}
+
+fn ty(s: &str) -> ProcessType {
+    ProcessType::parse(s).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_changes_end_with_exactly_the_formation_on_the_current_release() {
+    let p = Inproc::start().await;
+    let app = name("busy");
+    let base = tempfile::tempdir().unwrap();
+    prebuilt(base.path(), WEB_AND_WORKER, "v1");
+    p.create_and_deploy("busy", base.path()).await;
+    let variants: Vec<tempfile::TempDir> = (0..4)
+        .map(|i| {
+            let d = tempfile::tempdir().unwrap();
+            prebuilt(d.path(), WEB_AND_WORKER, &format!("variant {i}"));
+            d
+        })
+        .collect();
+
+    let s = p.service.clone();
+    let ops = (0..20).map(|i| {
+        let (s, app) = (s.clone(), app.clone());
+        let dir = variants[i % 4].path().to_owned();
+        async move {
+            let r = match i % 5 {
+                0 => s
+                    .scale(
+                        &app,
+                        &BTreeMap::from([
+                            (ty("web"), (i % 3) as u32 + 1),
+                            (ty("worker"), (i % 2) as u32),
+                        ]),
+                    )
+                    .await
+                    .map(|_| ()),
+                1 => s
+                    .set_config(
+                        &app,
+                        &BTreeMap::from([(ConfigKey::parse("N").unwrap(), i.to_string())]),
+                        &[],
+                    )
+                    .await
+                    .map(|_| ()),
+                2 => {
+                    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+                    s.deploy(&app, &dir, "", tx).await.map(|_| ())
+                }
+                3 => s.rollback(&app, None).await.map(|_| ()),
+                _ => s.restart(&app, None).await.map(|_| ()),
+            };
+            (i, r.err().map(|e| e.to_string()))
+        }
+    });
+    let results = within(240, "20 concurrent changes", futures::future::join_all(ops)).await;
+    for (i, err) in &results {
+        if let Some(e) = err {
+            // A rollback may find nothing earlier; nothing else may fail.
+            assert_eq!(i % 5, 3, "change {i} failed: {e}");
+        }
+    }
+
+    let current = s.current(&app).await.unwrap();
+    let formation = s.formation(&app).await.unwrap();
+    let (web, worker) = (formation.get("web"), formation.get("worker"));
+    let want: Vec<String> = (1..=web)
+        .map(|n| format!("web.{n}"))
+        .chain((1..=worker).map(|n| format!("worker.{n}")))
+        .collect();
+    let slots = p.platform.runtime().slots();
+    until(
+        "exactly the formation's dynos, up, on the current release",
+        60,
+        || {
+            let ps = s.manager().ps(&app);
+            let names: Vec<&str> = ps.iter().map(|d| d.name.as_str()).collect();
+            let all_current = ps
+                .iter()
+                .all(|d| d.release == current.version && d.state == "up");
+            // Every dyno that was replaced or scaled away has stopped: the
+            // host's slots in use are exactly the formation's.
+            let no_orphan = slots.dynos_in_use() == web + worker;
+            (names == want && all_current && no_orphan).then_some(())
+        },
+    )
+    .await;
+
+    let versions: Vec<u64> = s
+        .releases(&app)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.version)
+        .collect();
+    let gap_free: Vec<u64> = (1..=versions.len() as u64).collect();
+    assert_eq!(versions, gap_free, "release versions have no gap");
+    assert!(
+        versions.len() >= 1 + 4 + 4,
+        "every config change and deploy made a release: {versions:?}"
+    );
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_n_1500_is_exactly_the_newest_lines_and_a_quiet_apps_tail_loses_nothing() {
+    let p = Inproc::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    prebuilt(dir.path(), "web: bin/web\n", "logs");
+    p.create_and_deploy("loud", dir.path()).await;
+    p.create_and_deploy("quiet", dir.path()).await;
+    let (loud, quiet) = (name("loud"), name("quiet"));
+    // Following the quiet app, and reading nothing until the flood is over.
+    let mut tail = p
+        .service
+        .logs(&quiet, LogFilter::default(), 0, true)
+        .await
+        .unwrap();
+
+    let run = p
+        .service
+        .run_detached(&loud, "bin/probe lines 2000")
+        .await
+        .unwrap();
+    let lines = |app: &str, query: &str| {
+        let api = p.api.clone();
+        let path = format!("/apps/{app}/log-stream?{query}");
+        async move {
+            let mut got = Vec::new();
+            api.stream(
+                http::Method::GET,
+                &path,
+                bytes::Bytes::new(),
+                &[],
+                &mut |l| got.push(l.to_owned()),
+            )
+            .await
+            .unwrap();
+            got
+        }
+    };
+    let exited = format!("{run}: Process exited with status 0");
+    let mut all = Vec::new();
+    for _ in 0..600 {
+        all = lines("loud", "lines=1500").await;
+        if all.iter().any(|l| l.ends_with(&exited)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        all.iter().any(|l| l.ends_with(&exited)),
+        "{run} never exited"
+    );
+    assert_eq!(all.len(), 1500, "-n 1500 is 1500 lines");
+
+    let own = lines("loud", &format!("lines=1500&source=app&ps={run}")).await;
+    let text: Vec<String> = own
+        .iter()
+        .map(|l| l.split_once("]: ").expect("a log line").1.to_owned())
+        .collect();
+    let want: Vec<String> = (501..=2000)
+        .map(|i| {
+            if i % 2 == 1 {
+                format!("out {i}")
+            } else {
+                format!("err {i}")
+            }
+        })
+        .collect();
+    assert_eq!(
+        text, want,
+        "the newest 1500 of the dyno's lines, oldest first"
+    );
+
+    p.service
+        .run_detached(&quiet, "bin/probe lines 1")
+        .await
+        .unwrap();
+    let first_own = within(30, "the quiet app's line", async {
+        loop {
+            match tail.next().await.expect("the tail goes on") {
+                Event::Dropped(n) => panic!("the quiet app's tail lost {n} lines"),
+                Event::Line(l) if l.source == Source::App && l.text == "out 1" => break l,
+                Event::Line(l) => assert_eq!(l.app, "quiet", "{l}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(first_own.app, "quiet");
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_prepares_each_component_once_and_config_changes_prepare_none() {
+    let p = Inproc::start().await;
+    let runtime = p.platform.runtime().clone();
+    let dir = tempfile::tempdir().unwrap();
+    prebuilt(dir.path(), WEB_AND_WORKER, "once");
+    let before = (runtime.compilations(), runtime.preparations());
+    let app = name("once");
+    p.create_and_deploy("once", dir.path()).await;
+    p.service
+        .scale(&app, &BTreeMap::from([(ty("web"), 2), (ty("worker"), 1)]))
+        .await
+        .unwrap();
+    until("web=2 worker=1 up", 60, || {
+        let ps = p.service.manager().ps(&app);
+        (ps.len() == 3 && ps.iter().all(|d| d.state == "up")).then_some(())
+    })
+    .await;
+    let after = (runtime.compilations(), runtime.preparations());
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (2, 2),
+        "two components (web, probe): each compiled once and prepared once, by the build"
+    );
+    p.service
+        .set_config(
+            &app,
+            &BTreeMap::from([(ConfigKey::parse("A").unwrap(), "1".into())]),
+            &[],
+        )
+        .await
+        .unwrap();
+    p.service.restart(&app, None).await.unwrap();
+    assert_eq!(
+        runtime.preparations(),
+        after.1,
+        "a config change and a restart reuse the prepared components"
+    );
+    p.stop().await;
+}
