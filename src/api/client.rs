@@ -46,6 +46,20 @@ impl ReqBody {
     }
 }
 
+/// An API path from raw segments and query pairs, each percent-encoded,
+/// so a value like `web 1` or `web.1&lines=1` stays one value:
+/// `path(&["apps", "a", "dynos", "web 1"], &[])` is `/apps/a/dynos/web%201`.
+pub fn path(segments: &[&str], query: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse("http://wdyno/").expect("a valid base URL");
+    url.path_segments_mut()
+        .expect("an http URL has path segments")
+        .extend(segments);
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    url[url::Position::BeforePath..].to_owned()
+}
+
 /// A client for one daemon.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -188,5 +202,26 @@ impl Client {
     /// Whether a status is "not found" (for friendlier messages).
     pub fn is_not_found(e: &ClientError) -> bool {
         matches!(e, ClientError::Api { status, .. } if *status == StatusCode::NOT_FOUND.as_u16())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path;
+
+    #[test]
+    fn paths_encode_each_segment_and_query_value() {
+        assert_eq!(
+            path(&["apps", "a", "dynos", "web 1"], &[]),
+            "/apps/a/dynos/web%201"
+        );
+        assert_eq!(
+            path(
+                &["apps", "a", "log-stream"],
+                &[("lines", "100"), ("dyno", "web.1&lines=1")]
+            ),
+            "/apps/a/log-stream?lines=100&dyno=web.1%26lines%3D1"
+        );
+        assert_eq!(path(&["apps", "a/b"], &[]), "/apps/a%2Fb");
     }
 }

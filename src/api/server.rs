@@ -183,7 +183,17 @@ async fn handle(p: Arc<Platform>, req: Request<Incoming>) -> Reply {
     }
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
-    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    // Each segment percent-decoded (`web%201` is the dyno name `web 1`).
+    let decoded: Vec<String> = path
+        .split('/')
+        .skip(1)
+        .map(|seg| {
+            percent_encoding::percent_decode_str(seg)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let method = req.method().clone();
     match (&method, parts.as_slice()) {
         (&Method::GET, ["hosts"]) => Ok(json_reply(
@@ -504,14 +514,12 @@ fn log_stream(p: &Platform, app: AppName, query: &str) -> Response<Body> {
     let mut tail = false;
     let mut ps: Option<String> = None;
     let mut source: Option<Source> = None;
-    for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some(("lines", v)) => {
-                lines = v.parse().unwrap_or(100).min(crate::logbus::LOG_RING_LINES)
-            }
-            Some(("tail", v)) => tail = v == "1" || v == "true",
-            Some(("dyno", v)) | Some(("ps", v)) => ps = Some(v.to_owned()),
-            Some(("source", v)) => source = Source::parse(v),
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "lines" => lines = v.parse().unwrap_or(100).min(crate::logbus::LOG_RING_LINES),
+            "tail" => tail = v == "1" || v == "true",
+            "dyno" | "ps" => ps = Some(v.into_owned()),
+            "source" => source = Source::parse(&v),
             _ => {}
         }
     }
