@@ -51,6 +51,9 @@ pub enum ManagerError {
     NotDeployed(String),
     #[error("{0}")]
     Command(String),
+    /// A process type that has no formation (`release`).
+    #[error("{0}")]
+    NotScalable(String),
     /// A formation or one-off the host (or the app's share of it) cannot
     /// hold; nothing was changed.
     #[error("{0}")]

@@ -45,6 +45,18 @@ fn absolute(packs: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Prints a line; when the reader has gone (`wdyno logs | head`), exits
+/// quietly with 0, as `cat` ends in a pipe, instead of panicking.
+fn print_or_quit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).expect("JSON prints"));
 }
@@ -412,7 +424,7 @@ pub async fn run(client: &Client, cmd: Cmd, json_out: bool) -> Result<()> {
                     &path(&["apps", app.as_str(), "log-stream"], &q),
                     hyper::body::Bytes::new(),
                     &[],
-                    &mut |l| println!("{l}"),
+                    &mut print_or_quit,
                 )
                 .await?;
         }

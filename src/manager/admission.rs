@@ -21,6 +21,11 @@ impl Manager {
         app: &AppName,
         changes: &BTreeMap<ProcessType, u32>,
     ) -> Result<BTreeMap<String, u32>, ManagerError> {
+        if let Some(ty) = changes.keys().find(|t| !scalable(t)) {
+            return Err(ManagerError::NotScalable(format!(
+                "Cannot scale {ty}: the {ty} process type is the release phase; it runs once per deploy, before the release goes live, and has no dynos to scale"
+            )));
+        }
         let admitted = self.admission.lock().await;
         let release = self.ledger.current(app)?;
         let mut next = self.ledger.formation(app)?;
@@ -146,4 +151,22 @@ pub(super) fn formation_slots(
         dynos = dynos.saturating_add(*n);
     }
     (slots, dynos)
+}
+
+/// Whether a process type can have dynos in a formation: `release` is the
+/// release phase, run once per deploy (as on Heroku, it cannot be scaled).
+pub(super) fn scalable(ty: &ProcessType) -> bool {
+    ty.as_str() != "release"
+}
+
+#[cfg(test)]
+mod scalable_tests {
+    use super::*;
+
+    #[test]
+    fn the_release_phase_cannot_be_scaled() {
+        assert!(!scalable(&ProcessType::parse("release").unwrap()));
+        assert!(scalable(&ProcessType::parse("web").unwrap()));
+        assert!(scalable(&ProcessType::parse("releaser").unwrap()));
+    }
 }

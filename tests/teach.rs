@@ -1,0 +1,92 @@
+//! Crashes that teach, and a CLI that behaves as a Heroku user expects:
+//! hint lines for WASI limits and for a web dyno that ignores `$PORT`, a
+//! deploy that says when its web dyno never came up, `ps:scale release=1`
+//! refused, `logs | head` quiet, one daemon per home.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::daemon::{Daemon, WDYNO};
+use common::until;
+
+
+/// The app's log lines without their timestamps: `wdyno[web.1]: text`.
+fn log(d: &Daemon, app: &str) -> Vec<String> {
+    d.cli(&["logs", "-a", app, "-n", "1500"])
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_process_type_cannot_be_scaled() {
+    let d = Daemon::start(&[]);
+    d.cli(&["apps:create", "phase"]).ok();
+    let out = d.cli(&["ps:scale", "release=1", "-a", "phase"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        " !    Cannot scale release: the release process type is the release phase; it runs once per deploy, before the release goes live, and has no dynos to scale\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_into_a_closed_pipe_exits_quietly() {
+    let d = Daemon::start(&[]);
+    d.cli(&["apps:create", "piped"]).ok();
+    // Requests to an app with no dynos: router lines (H14) in its log.
+    for _ in 0..3 {
+        assert_eq!(d.get("piped", "/").await.0, 503);
+    }
+    until("log lines", 30, || {
+        (log(&d, "piped").len() >= 3).then_some(())
+    })
+    .await;
+    // `wdyno logs | head -0`: the reader is gone before the first line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = Command::new(WDYNO)
+        .args(["logs", "-a", "piped"])
+        .env("WDYNO_HOME", d.home())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_the_same_home_says_one_is_running() {
+    let d = Daemon::start(&[]);
+    let api = std::fs::read_to_string(d.home().join("api")).unwrap();
+    let out = Command::new(WDYNO)
+        .args([
+            "daemon",
+            "--router-port",
+            "0",
+            "--api-port",
+            "0",
+            "--disk-mb",
+            "0",
+        ])
+        .env("WDYNO_HOME", d.home())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            " !    a wdyno daemon is already running on {} (API {}): use it, stop it first, or start this one with another --home\n",
+            d.home().display(),
+            api.trim()
+        )
+    );
+    // The first one is unharmed.
+    assert_eq!(d.cli(&["apps"]).ok().stdout, "=== Apps\n");
+}
