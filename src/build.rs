@@ -222,7 +222,8 @@ impl Builder {
                 .scale(app, &std::collections::BTreeMap::from([(web, 1)]))?;
         }
         self.manager.converge(app).await?;
-        let _ = say.send(format!("       Released v{}", release.version));
+        let failures = self.manager.web_boot_failures(app, release.version).await;
+        let _ = say.send(released_line(app, release.version, &failures));
         Ok(self.ledger.release(app, release.version)?)
     }
 }
@@ -230,6 +231,20 @@ impl Builder {
 /// Said at the start of every unsandboxed build, so nobody mistakes one for
 /// a sandboxed build.
 pub const UNSANDBOXED: &str = "-----> Building without a sandbox: the buildpack and the app's build code run as this user, with its files and environment";
+
+/// `Released vN`, or, when web dynos of vN ended before they came up,
+/// `Released vN, but web.1 did not come up: REASON; see wdyno logs -a APP`.
+fn released_line(app: &AppName, version: u64, failed: &[crate::manager::BootFailure]) -> String {
+    let Some(first) = failed.first() else {
+        return format!("       Released v{version}");
+    };
+    let names: Vec<&str> = failed.iter().map(|f| f.dyno.as_str()).collect();
+    format!(
+        "       Released v{version}, but {} did not come up: {}; see wdyno logs -a {app}",
+        names.join(", "),
+        first.reason
+    )
+}
 
 fn ensure(dir: &Path) -> Result<PathBuf, BuildError> {
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;

@@ -26,10 +26,12 @@ use crate::slug::SlugStore;
 
 mod admission;
 mod backoff;
+mod boot;
 mod release_files;
 
 pub use admission::CapacityUse;
 pub use backoff::{MAX_BACKOFF, backoff};
+pub use boot::BootFailure;
 pub use release_files::ReleaseFiles;
 
 /// A dyno up this long has its crash count forgotten.

@@ -8,8 +8,9 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::daemon::{Daemon, WDYNO};
-use common::until;
+use common::{repo, until};
 
+const UNSUPPORTED_HINT: &str = "Hint: \"operation not supported on this platform\" is a limit of WASI 0.2, which has no such call (no dup, no threads, no processes); for TcpStream::try_clone, share the stream by reference instead: BufReader::new(&stream) and (&stream).write_all(…)";
 
 /// The app's log lines without their timestamps: `wdyno[web.1]: text`.
 fn log(d: &Daemon, app: &str) -> Vec<String> {
@@ -19,6 +20,83 @@ fn log(d: &Daemon, app: &str) -> Vec<String> {
         .lines()
         .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest).to_owned())
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_try_clone_crash_names_the_wasi_limit_and_the_fix() {
+    let d = Daemon::start(&[]);
+    d.create_and_deploy("clone", &repo().join("tests/apps/try-clone"));
+    // Its first request makes it call try_clone, and crash.
+    let (status, _) = d.get("clone", "/").await;
+    assert_eq!(status, 503);
+    let lines = until("the hint line", 30, || {
+        let lines = log(&d, "clone");
+        lines
+            .iter()
+            .any(|l| l.starts_with("wdyno[web.1]: Hint:"))
+            .then_some(lines)
+    })
+    .await;
+    let at = lines
+        .iter()
+        .position(|l| {
+            l.contains("operation not supported on this platform") && l.starts_with("app[web.1]:")
+        })
+        .unwrap_or_else(|| panic!("the panic is logged: {lines:#?}"));
+    assert_eq!(lines[at + 1], format!("wdyno[web.1]: {UNSUPPORTED_HINT}"));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("Hint: \"operation"))
+            .count(),
+        1,
+        "once per dyno: {lines:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_dyno_that_binds_another_port_is_told_port_and_the_deploy_says_it_is_down() {
+    let d = Daemon::start(&[]);
+    let out = d.create_and_deploy("fixed", &repo().join("tests/apps/fixed-port"));
+    let released: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("Released v"))
+        .collect();
+    assert_eq!(
+        released,
+        [
+            "       Released v1, but web.1 did not come up: it crashed (status 134); see wdyno logs -a fixed"
+        ],
+        "{}",
+        out.stdout
+    );
+    let lines = log(&d, "fixed");
+    let refused = lines
+        .iter()
+        .find(|l| l.starts_with("wdyno[web.1]: Error: bind to port 8080 refused"))
+        .unwrap_or_else(|| panic!("the refused bind is logged: {lines:#?}"));
+    let port = d.ps("fixed")[0]["port"].as_u64().unwrap();
+    let first_port: u64 = refused
+        .split("$PORT (")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    assert!(first_port > 0 && port > 0);
+    assert_eq!(
+        refused,
+        &format!(
+            "wdyno[web.1]: Error: bind to port 8080 refused: a web dyno may listen only on $PORT ({first_port} for this dyno). Hint: read the port from the PORT environment variable, e.g. std::env::var(\"PORT\") or process.env.PORT"
+        )
+    );
+    // ...followed by the app's own PermissionDenied panic.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("app[web.1]:") && l.contains("PermissionDenied")),
+        "{lines:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
