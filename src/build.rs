@@ -39,6 +39,8 @@ pub enum BuildError {
         "release phase failed ({0}): v{1} was recorded as failed and is not live; dynos stay on the previous release"
     )]
     ReleasePhase(String, u64),
+    #[error("copying the source: {0}")]
+    Source(#[from] crate::slugignore::SourceError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -68,7 +70,8 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
 }
 
 impl Builder {
-    /// Builds `source` (a directory; `.git` is skipped) and releases it.
+    /// Builds `source` (a directory, less what [`crate::slugignore`] leaves
+    /// out) and releases it.
     /// `say` receives every output line. `source_desc` names the source in
     /// the release description (a commit, or empty for the slug digest).
     pub async fn deploy(
@@ -94,6 +97,17 @@ impl Builder {
         }
         self.ledger.finish_build(app, &build)?;
         result
+    }
+
+    /// Removes `app`'s buildpack cache (`apps:destroy`): a new app of the
+    /// same name starts from a clean build.
+    pub fn forget_cache(&self, app: &AppName) {
+        let dir = self.cache.join(app.as_str());
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("removing the build cache {}: {e}", dir.display());
+        }
     }
 
     async fn run(
@@ -124,7 +138,8 @@ impl Builder {
             let say = |s: String| {
                 let _ = say2.send(s);
             };
-            copy_source(&source, &build_dir).map_err(io("copying the source"))?;
+            // What .gitignore and .slugignore leave out is never built.
+            crate::slugignore::copy_source(&source, &build_dir)?;
             std::fs::create_dir_all(&env_dir).map_err(io("creating the env dir"))?;
             for (k, v) in &config {
                 std::fs::write(env_dir.join(k), v).map_err(io("writing the env dir"))?;
@@ -249,27 +264,6 @@ fn released_line(app: &AppName, version: u64, failed: &[crate::manager::BootFail
 fn ensure(dir: &Path) -> Result<PathBuf, BuildError> {
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     Ok(dir.to_owned())
-}
-
-/// Copies an app's source for building: regular files and directories,
-/// without `.git`; links are refused by the slug later, so they are left out
-/// here with the rest of what a slug cannot hold.
-fn copy_source(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let name = e.file_name();
-        if name == ".git" || name == "target" || name == "node_modules" {
-            continue;
-        }
-        let ty = e.file_type()?;
-        if ty.is_dir() {
-            copy_source(&e.path(), &to.join(&name))?;
-        } else if ty.is_file() {
-            std::fs::copy(e.path(), to.join(&name))?;
-        }
-    }
-    Ok(())
 }
 
 /// `bin/*.wasm` and any other `.wasm` under the build, for messages.

@@ -23,3 +23,4 @@ pub mod release;
 pub mod router;
 pub mod routes;
 pub mod slug;
+pub mod slugignore;

@@ -250,6 +250,7 @@ async fn handle(p: Arc<Platform>, req: Request<Incoming>) -> Reply {
             p.ledger.destroy_app(&app)?;
             p.bus.forget(app.as_str());
             let _ = std::fs::remove_dir_all(p.home.join("repos").join(format!("{app}.git")));
+            p.builder.forget_cache(&app);
             Ok(json_reply(StatusCode::OK, &json!({"name": app})))
         }
         (&Method::GET, ["apps", app, "releases"]) => Ok(json_reply(
