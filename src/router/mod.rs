@@ -64,6 +64,9 @@ pub struct RouterConfig {
     pub max_head: usize,
     /// Seed for the dyno pick, for tests.
     pub seed: Option<u64>,
+    /// The app a host that names none (`localhost:5000`, `127.0.0.1`)
+    /// reaches: `wdyno local`'s one app, as `heroku local` serves it.
+    pub default_app: Option<String>,
 }
 
 impl Default for RouterConfig {
@@ -75,6 +78,7 @@ impl Default for RouterConfig {
             max_body: 100 << 20,
             max_head: 16 * 1024,
             seed: None,
+            default_app: None,
         }
     }
 }
@@ -206,7 +210,10 @@ impl Router {
                 .unwrap_or_else(|| new_request_id(&mut rng))
         };
         let mut line = LineBits {
-            app: checked.and_then(host::app_of_host),
+            app: checked.and_then(|h| match &self.cfg.default_app {
+                Some(app) if host::names_no_app(h) => Some(app.clone()),
+                _ => host::app_of_host(h),
+            }),
             known: false,
             method: req.method().to_string(),
             path: path_field(&path),
