@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use common::daemon::{WDYNO, build_cache};
+use common::daemon::WDYNO;
 use common::{built_app, stdout_lines};
 
 /// A prebuilt app: the hello component (answers `$GREETING`), a Procfile
@@ -32,6 +32,8 @@ fn app_dir(procfile: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
 
 struct Local {
     child: Child,
+    /// Its $HOME and build cache, kept while it runs.
+    _home: tempfile::TempDir,
     lines: Receiver<String>,
     app: String,
     port: u16,
@@ -46,10 +48,7 @@ fn local(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Local {
         .args(args)
         .current_dir(cwd)
         .env("HOME", home.path())
-        .env(
-            "XDG_CACHE_HOME",
-            build_cache().parent().unwrap().join("local-cache"),
-        )
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
         .env_remove("PORT")
         .env_remove("NO_COLOR")
         .stdout(Stdio::piped())
@@ -74,6 +73,7 @@ fn local(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Local {
             );
             return Local {
                 child,
+                _home: home,
                 lines,
                 app: app.to_owned(),
                 port,
@@ -214,10 +214,7 @@ fn local_refuses_a_process_type_the_procfile_lacks() {
         .args(["local", "clock", "-p", "0"])
         .current_dir(dir.path())
         .env("HOME", home.path())
-        .env(
-            "XDG_CACHE_HOME",
-            build_cache().parent().unwrap().join("local-cache"),
-        )
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -250,10 +247,7 @@ fn up_line_on_a_terminal(dir: &Path, env: &[(&str, &str)]) -> String {
     let mut cmd = Command::new(WDYNO);
     cmd.args(["local", dir.to_str().unwrap(), "-p", "0"])
         .env("HOME", home.path())
-        .env(
-            "XDG_CACHE_HOME",
-            build_cache().parent().unwrap().join("local-cache"),
-        )
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
         .env_remove("NO_COLOR")
         .stdout(Stdio::from(slave))
         .stderr(Stdio::null());
