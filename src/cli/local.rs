@@ -14,9 +14,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use wdyno::logbus::{Event, Source};
 use wdyno::names::{AppName, ConfigKey, ProcessType};
+use wdyno::platform::{Platform, PlatformConfig};
 
 use super::foreman;
-use wdyno::platform::{Platform, PlatformConfig};
 
 #[derive(Debug, Args)]
 pub struct LocalArgs {
@@ -103,10 +103,10 @@ const COLORS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
 pub async fn run(args: LocalArgs) -> Result<i32> {
     let (dir, positional) = split_args(&args.args)?;
     let app = app_name(&dir)?;
-    let (env, env_port) = read_env(&dir, &args.env)?;
-    let env_port = foreman::port(
+    let (env, dotenv_port) = read_env(&dir, &args.env)?;
+    let listen = foreman::port(
         args.port,
-        env_port.as_deref(),
+        dotenv_port.as_deref(),
         std::env::var("PORT").ok().as_deref(),
     )?;
     let home = tempfile::Builder::new().prefix("wdyno-local-").tempdir()?;
@@ -128,9 +128,9 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
     wdyno::dyno::fds::raise_open_files_limit();
     let platform = Platform::open(cfg)?;
     let api = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let router = tokio::net::TcpListener::bind(("127.0.0.1", env_port))
+    let router = tokio::net::TcpListener::bind(("127.0.0.1", listen))
         .await
-        .with_context(|| format!("port {env_port} is in use: pick another with --port"))?;
+        .with_context(|| format!("port {listen} is in use: pick another with --port"))?;
     let port = router.local_addr()?.port();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let running = {
