@@ -66,7 +66,7 @@ async fn a_web_dyno_that_binds_another_port_is_told_port_and_the_deploy_says_it_
     assert_eq!(
         released,
         [
-            "       Released v1, but web.1 did not come up: it crashed (status 134); see wdyno logs -a fixed"
+            "       Released v1, but web.1 did not come up: it crashed (status 134) before listening on $PORT; see wdyno logs -a fixed"
         ],
         "{}",
         out.stdout

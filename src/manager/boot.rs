@@ -52,7 +52,8 @@ impl Manager {
     }
 }
 
-/// Why a dyno ended, in the words of its log lines.
+/// Why a web dyno ended before it was up (it never listened on `$PORT`),
+/// in the words of its log lines.
 fn reason(exit: &Exit, boot_timeout: Duration) -> String {
     match &exit.cause {
         Cause::BootTimeout => format!(
@@ -60,9 +61,15 @@ fn reason(exit: &Exit, boot_timeout: Duration) -> String {
             boot_timeout.as_secs()
         ),
         Cause::MemoryQuota => "Error R14 (Memory quota exceeded)".into(),
-        Cause::Trapped(_) => format!("it crashed (status {})", exit.status),
+        Cause::Trapped(_) => format!(
+            "it crashed (status {}) before listening on $PORT",
+            exit.status
+        ),
         Cause::Failed(why) => format!("it failed to start: {why}"),
-        Cause::Exited => format!("it exited with status {}", exit.status),
+        Cause::Exited => format!(
+            "it exited with status {} before listening on $PORT",
+            exit.status
+        ),
         Cause::Terminated | Cause::Killed => format!("it was stopped (status {})", exit.status),
     }
 }
@@ -77,11 +84,11 @@ mod tests {
         let boot = Duration::from_secs(60);
         assert_eq!(
             reason(&exit(134, Cause::Trapped("wasm trap".into())), boot),
-            "it crashed (status 134)"
+            "it crashed (status 134) before listening on $PORT"
         );
         assert_eq!(
             reason(&exit(1, Cause::Exited), boot),
-            "it exited with status 1"
+            "it exited with status 1 before listening on $PORT"
         );
         assert_eq!(
             reason(&exit(137, Cause::BootTimeout), boot),
