@@ -12,7 +12,8 @@
 //!   to the build directory after the build; wdyno applies it when the
 //!   source directory is packed, before the build, so an ignored file is
 //!   neither uploaded nor built. It is applied on its own: a `.gitignore`
-//!   `!` cannot bring back what `.slugignore` removes.
+//!   `!` cannot bring back what `.slugignore` removes, and, as on Heroku,
+//!   `.slugignore` itself has no `!` lines (they are skipped).
 //!
 //! Matching is the `ignore` crate's (ripgrep's), which implements git's
 //! semantics.
@@ -97,19 +98,20 @@ pub fn source_entries(root: &Path) -> Result<Vec<SourceEntry>, SourceError> {
 
 fn slugignore(root: &Path) -> Result<Gitignore, SourceError> {
     let file = root.join(".slugignore");
-    let mut b = GitignoreBuilder::new(root);
-    if file.is_file()
-        && let Some(e) = b.add(&file)
-    {
-        return Err(SourceError::Ignore {
-            path: file.display().to_string(),
-            why: e.to_string(),
-        });
-    }
-    b.build().map_err(|e| SourceError::Ignore {
+    let bad = |why: String| SourceError::Ignore {
         path: file.display().to_string(),
-        why: e.to_string(),
-    })
+        why,
+    };
+    let mut b = GitignoreBuilder::new(root);
+    if file.is_file() {
+        let text = std::fs::read_to_string(&file).map_err(|e| bad(e.to_string()))?;
+        // As on Heroku, `!` lines re-include nothing: they are skipped.
+        for line in text.lines().filter(|l| !l.starts_with('!')) {
+            b.add_line(Some(file.clone()), line)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    b.build().map_err(|e| bad(e.to_string()))
 }
 
 /// Copies what [`source_entries`] takes of `from` into `to`.
@@ -192,7 +194,7 @@ mod tests {
     #[test]
     fn slugignore_applies_on_its_own_and_never_source_dirs_are_skipped() {
         let dir = tree(&[
-            (".slugignore", "*.psd\n/test\n"),
+            (".slugignore", "*.psd\n/test\n!art.psd\n"),
             (".gitignore", "!art.psd\n"),
             ("art.psd", ""),
             ("test/t.rs", ""),
