@@ -68,12 +68,21 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for the API at `url` (`http://127.0.0.1:PORT`; a bare
+    /// `HOST:PORT` is taken as http).
     pub fn new(url: &str, token: &str) -> Self {
-        let addr = url
-            .trim()
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
+        let url = url.trim();
+        let parsed = url::Url::parse(url)
+            .ok()
+            .filter(|u| u.scheme() == "http")
+            .or_else(|| url::Url::parse(&format!("http://{url}")).ok());
+        let addr = match parsed
+            .as_ref()
+            .and_then(|u| Some((u.host_str()?, u.port_or_known_default()?)))
+        {
+            Some((host, port)) => format!("{host}:{port}"),
+            None => url.trim_end_matches('/').to_owned(),
+        };
         Client {
             addr,
             token: token.trim().to_owned(),
@@ -208,6 +217,16 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::path;
+
+    #[test]
+    fn api_urls_parse_to_an_address() {
+        let addr = |u| super::Client::new(u, "t").addr;
+        assert_eq!(addr("http://127.0.0.1:4000\n"), "127.0.0.1:4000");
+        assert_eq!(addr("http://127.0.0.1:4000/"), "127.0.0.1:4000");
+        assert_eq!(addr("127.0.0.1:4000"), "127.0.0.1:4000");
+        assert_eq!(addr("http://[::1]:4000"), "[::1]:4000");
+        assert_eq!(addr("http://localhost"), "localhost:80");
+    }
 
     #[test]
     fn paths_encode_each_segment_and_query_value() {
