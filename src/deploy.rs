@@ -31,6 +31,8 @@ pub enum BuildError {
     NoProcesses,
     #[error(transparent)]
     Slug(#[from] SlugError),
+    #[error("copying the source: {0}")]
+    Source(#[from] crate::slugignore::SourceError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -69,7 +71,8 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
 }
 
 impl Builder {
-    /// Builds `source` (a directory; `.git` is skipped) for `app` with its
+    /// Builds `source` (a directory, less what [`crate::slugignore`] leaves
+    /// out) for `app` with its
     /// buildpacks (empty: detect) and config vars (the build's ENV_DIR).
     /// `say` receives every output line.
     pub async fn build(
@@ -111,7 +114,8 @@ impl Builder {
             let say = |s: String| {
                 let _ = say2.send(s);
             };
-            copy_source(&source, &build_dir).map_err(io("copying the source"))?;
+            // What .gitignore and .slugignore leave out is never built.
+            crate::slugignore::copy_source(&source, &build_dir)?;
             std::fs::create_dir_all(&env_dir).map_err(io("creating the env dir"))?;
             for (k, v) in &config {
                 std::fs::write(env_dir.join(k), v).map_err(io("writing the env dir"))?;
@@ -186,27 +190,6 @@ pub const UNSANDBOXED: &str = "-----> Building without a sandbox: the buildpack 
 fn ensure(dir: &Path) -> Result<PathBuf, BuildError> {
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     Ok(dir.to_owned())
-}
-
-/// Copies an app's source for building: regular files and directories,
-/// without `.git`; links are refused by the slug later, so they are left out
-/// here with the rest of what a slug cannot hold.
-fn copy_source(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let name = e.file_name();
-        if name == ".git" || name == "target" || name == "node_modules" {
-            continue;
-        }
-        let ty = e.file_type()?;
-        if ty.is_dir() {
-            copy_source(&e.path(), &to.join(&name))?;
-        } else if ty.is_file() {
-            std::fs::copy(e.path(), to.join(&name))?;
-        }
-    }
-    Ok(())
 }
 
 /// `bin/*.wasm` and any other `.wasm` under the build, for messages.

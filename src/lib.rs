@@ -45,3 +45,4 @@ pub mod release;
 pub mod router;
 pub mod service;
 pub mod slug;
+pub mod slugignore;

@@ -347,6 +347,34 @@ async fn git_push_releases_a_good_app_and_rejects_a_broken_one() {
     assert_eq!(releases(&d, "pushed").len(), 1);
 }
 
+/// Heroku deploys `git push heroku master` as well as `main`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_push_to_master_releases_too() {
+    let d = Daemon::start(&[]);
+    d.cli(&["apps:create", "mastered"]).ok();
+    let app = prebuilt("web: bin/web\n");
+    let dir = app.path();
+    assert!(git(dir, &["init", "-q", "-b", "master"]).status.success());
+    git(dir, &["add", "."]);
+    assert!(git(dir, &["commit", "-qm", "first"]).status.success());
+    d.cli_in(Some(dir), &["git:remote", "-a", "mastered"]).ok();
+    let push = git(dir, &["push", "wdyno", "master"]);
+    let err = String::from_utf8_lossy(&push.stderr);
+    assert!(push.status.success(), "{err}");
+    assert!(err.contains("remote:        Released v1"), "{err}");
+    d.answers("mastered", "/", "hello from rust-http web.1")
+        .await;
+    // Another branch is not deployed, and says so.
+    git(dir, &["checkout", "-qb", "topic"]);
+    let push = git(dir, &["push", "wdyno", "topic"]);
+    let err = String::from_utf8_lossy(&push.stderr);
+    assert!(
+        err.contains("remote: -----> Ignoring refs/heads/topic: only main (or master) is deployed"),
+        "{err}"
+    );
+    assert_eq!(releases(&d, "mastered").len(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_named_buildpack_that_runs_too_long_is_stopped_with_its_last_output() {
     let d = Daemon::start(&["--compile-timeout", "2"]);

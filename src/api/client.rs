@@ -46,6 +46,20 @@ impl ReqBody {
     }
 }
 
+/// An API path from raw segments and query pairs, each percent-encoded,
+/// so a value like `web 1` or `web.1&lines=1` stays one value:
+/// `path(&["apps", "a", "dynos", "web 1"], &[])` is `/apps/a/dynos/web%201`.
+pub fn path(segments: &[&str], query: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse("http://wdyno/").expect("a valid base URL");
+    url.path_segments_mut()
+        .expect("an http URL has path segments")
+        .extend(segments);
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    url[url::Position::BeforePath..].to_owned()
+}
+
 /// A client for one daemon.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -54,12 +68,21 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client for the API at `url` (`http://127.0.0.1:PORT`; a bare
+    /// `HOST:PORT` is taken as http).
     pub fn new(url: &str, token: &str) -> Self {
-        let addr = url
-            .trim()
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
+        let url = url.trim();
+        let parsed = url::Url::parse(url)
+            .ok()
+            .filter(|u| u.scheme() == "http")
+            .or_else(|| url::Url::parse(&format!("http://{url}")).ok());
+        let addr = match parsed
+            .as_ref()
+            .and_then(|u| Some((u.host_str()?, u.port_or_known_default()?)))
+        {
+            Some((host, port)) => format!("{host}:{port}"),
+            None => url.trim_end_matches('/').to_owned(),
+        };
         Client {
             addr,
             token: token.trim().to_owned(),
@@ -188,5 +211,36 @@ impl Client {
     /// Whether a status is "not found" (for friendlier messages).
     pub fn is_not_found(e: &ClientError) -> bool {
         matches!(e, ClientError::Api { status, .. } if *status == StatusCode::NOT_FOUND.as_u16())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path;
+
+    #[test]
+    fn api_urls_parse_to_an_address() {
+        let addr = |u| super::Client::new(u, "t").addr;
+        assert_eq!(addr("http://127.0.0.1:4000\n"), "127.0.0.1:4000");
+        assert_eq!(addr("http://127.0.0.1:4000/"), "127.0.0.1:4000");
+        assert_eq!(addr("127.0.0.1:4000"), "127.0.0.1:4000");
+        assert_eq!(addr("http://[::1]:4000"), "[::1]:4000");
+        assert_eq!(addr("http://localhost"), "localhost:80");
+    }
+
+    #[test]
+    fn paths_encode_each_segment_and_query_value() {
+        assert_eq!(
+            path(&["apps", "a", "dynos", "web 1"], &[]),
+            "/apps/a/dynos/web%201"
+        );
+        assert_eq!(
+            path(
+                &["apps", "a", "log-stream"],
+                &[("lines", "100"), ("dyno", "web.1&lines=1")]
+            ),
+            "/apps/a/log-stream?lines=100&dyno=web.1%26lines%3D1"
+        );
+        assert_eq!(path(&["apps", "a/b"], &[]), "/apps/a%2Fb");
     }
 }

@@ -17,12 +17,12 @@ pub(super) async fn stream(s: &Arc<Service>, app: AppName, query: &str) -> Reply
     let mut lines = DEFAULT_LINES;
     let mut tail = false;
     let mut filter = LogFilter::default();
-    for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some(("lines", v)) => lines = v.parse().unwrap_or(DEFAULT_LINES).min(LOG_RING_LINES),
-            Some(("tail", v)) => tail = v == "1" || v == "true",
-            Some(("dyno", v)) | Some(("ps", v)) => filter.process = Some(v.to_owned()),
-            Some(("source", v)) => filter.source = Source::parse(v),
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "lines" => lines = v.parse().unwrap_or(DEFAULT_LINES).min(LOG_RING_LINES),
+            "tail" => tail = v == "1" || v == "true",
+            "dyno" | "ps" => filter.process = Some(v.into_owned()),
+            "source" => filter.source = Source::parse(&v),
             _ => {}
         }
     }

@@ -108,7 +108,17 @@ async fn handle(api: Api, req: Request<Incoming>) -> Reply {
         ));
     }
     let path = req.uri().path().trim_end_matches('/').to_owned();
-    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    // Each segment percent-decoded (`web%201` is the dyno name `web 1`).
+    let decoded: Vec<String> = path
+        .split('/')
+        .skip(1)
+        .map(|seg| {
+            percent_encoding::percent_decode_str(seg)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let method = req.method().clone();
     let s = &api.service;
     match (&method, parts.as_slice()) {

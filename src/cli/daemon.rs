@@ -71,6 +71,8 @@ pub struct DaemonArgs {
 }
 
 pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
+    // Held until this daemon exits: one daemon per home.
+    let _lock = one_daemon_per_home(home)?;
     let mut cfg = PlatformConfig::new(home);
     cfg.manager.grace = Duration::from_secs(args.grace);
     cfg.manager.boot_timeout = Duration::from_secs(args.boot_timeout);
@@ -136,6 +138,37 @@ pub(crate) fn isolate(args: &DaemonArgs) {
              namespaces (sysctl kernel.unprivileged_userns_clone=1 / \
              kernel.apparmor_restrict_unprivileged_userns=0); --disk-mb 0 silences this."
         );
+    }
+}
+
+/// Takes `$WDYNO_HOME/daemon.lock` (an advisory lock the kernel drops when
+/// the process ends, however it ends), or says that a daemon already runs
+/// on this home: a second one would fail deep inside the ledger.
+fn one_daemon_per_home(home: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
+    let path = home.join("daemon.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let api = std::fs::read_to_string(home.join("api")).unwrap_or_default();
+            let at = match api.trim() {
+                "" => String::new(),
+                url => format!(" (API {url})"),
+            };
+            anyhow::bail!(
+                "a wdyno daemon is already running on {}{at}: use it, stop it first, or start this one with another --home",
+                home.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
     }
 }
 

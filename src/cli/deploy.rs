@@ -62,35 +62,20 @@ pub async fn deploy(home: &Path, app: &AppName, dir: &Path) -> Result<i32> {
     build(&client, app, tar, &commit, "").await
 }
 
-/// Tars a source dir, leaving out what is never part of an app's source.
-fn tar_dir(dir: &Path) -> std::io::Result<Vec<u8>> {
+/// Tars a source dir: what its `.gitignore` files and `.slugignore` leave
+/// out is not even uploaded (see `wdyno::slugignore`).
+fn tar_dir(dir: &Path) -> Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(false);
-    fn walk(b: &mut tar::Builder<Vec<u8>>, root: &Path, dir: &Path) -> std::io::Result<()> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let name = e.file_name();
-            if [".git", "target", "node_modules", ".wdyno"]
-                .iter()
-                .any(|s| name == *s)
-            {
-                continue;
-            }
-            let path = e.path();
-            let rel = path.strip_prefix(root).expect("under root");
-            let ty = e.file_type()?;
-            if ty.is_dir() {
-                b.append_dir(rel, &path)?;
-                walk(b, root, &path)?;
-            } else if ty.is_file() {
-                b.append_path_with_name(&path, rel)?;
-            }
+    for e in wdyno::slugignore::source_entries(dir)? {
+        let path = dir.join(&e.rel);
+        if e.is_dir {
+            b.append_dir(&e.rel, &path)?;
+        } else {
+            b.append_path_with_name(&path, &e.rel)?;
         }
-        Ok(())
     }
-    walk(&mut b, dir, dir)?;
-    b.into_inner()
+    Ok(b.into_inner()?)
 }
 
 /// git's pre-receive hook: builds what is pushed to main (or master).

@@ -3,6 +3,7 @@
 mod app;
 mod daemon;
 mod deploy;
+mod foreman;
 mod local;
 mod show;
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use http::Method;
 use serde_json::{Value, json};
 use wdyno::api::Client;
+use wdyno::api::client::path;
 
 use super::Cmd;
 use super::app::resolve;
@@ -42,6 +43,18 @@ fn absolute(packs: &[String]) -> Vec<String> {
             _ => b.clone(),
         })
         .collect()
+}
+
+/// Prints a line; when the reader has gone (`wdyno logs | head`), exits
+/// quietly with 0, as `cat` ends in a pipe, instead of panicking.
+fn print_or_quit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
 }
 
 fn print_json(v: &Value) {
@@ -335,11 +348,11 @@ pub async fn run(client: &Client, cmd: Cmd, json_out: bool) -> Result<()> {
         }
         Cmd::Restart { dyno, app } => {
             let app = resolve(&app)?;
-            let path = match &dyno {
-                Some(d) => format!("/apps/{app}/dynos/{d}"),
+            let url = match &dyno {
+                Some(d) => path(&["apps", app.as_str(), "dynos", d], &[]),
                 None => format!("/apps/{app}/dynos"),
             };
-            let _: Value = client.json(Method::DELETE, &path, Value::Null).await?;
+            let _: Value = client.json(Method::DELETE, &url, Value::Null).await?;
             println!(
                 "Restarting {} dynos on {app}... done",
                 dyno.as_deref().unwrap_or("all")
@@ -350,7 +363,10 @@ pub async fn run(client: &Client, cmd: Cmd, json_out: bool) -> Result<()> {
             let _: Value = client
                 .json(
                     Method::POST,
-                    &format!("/apps/{app}/dynos/{dyno}/actions/stop"),
+                    &path(
+                        &["apps", app.as_str(), "dynos", &dyno, "actions", "stop"],
+                        &[],
+                    ),
                     Value::Null,
                 )
                 .await?;
@@ -388,26 +404,27 @@ pub async fn run(client: &Client, cmd: Cmd, json_out: bool) -> Result<()> {
             num,
         } => {
             let app = resolve(&app)?;
-            let mut q = format!("lines={}", num.min(wdyno::logbus::LOG_RING_LINES));
+            let lines = num.min(wdyno::logbus::LOG_RING_LINES).to_string();
+            let mut q: Vec<(&str, &str)> = vec![("lines", &lines)];
             if tail {
-                q.push_str("&tail=1");
+                q.push(("tail", "1"));
             }
             if let Some(ps) = &ps {
-                q.push_str(&format!("&dyno={ps}"));
+                q.push(("dyno", ps));
             }
             if let Some(s) = &source {
                 if wdyno::logbus::Source::parse(s).is_none() {
                     bail!("--source is app or wdyno, not {s:?}");
                 }
-                q.push_str(&format!("&source={s}"));
+                q.push(("source", s));
             }
             client
                 .stream(
                     Method::GET,
-                    &format!("/apps/{app}/log-stream?{q}"),
+                    &path(&["apps", app.as_str(), "log-stream"], &q),
                     hyper::body::Bytes::new(),
                     &[],
-                    &mut |l| println!("{l}"),
+                    &mut print_or_quit,
                 )
                 .await?;
         }

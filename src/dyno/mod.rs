@@ -13,7 +13,8 @@
 //! - `shadows`: the WASI calls wrapped around wasmtime-wasi's (binds moved
 //!   to loopback, `ENOSPC` noticed).
 //! - [`fds`]: the files and sockets guests may hold open.
-//! - [`output`]: stdout/stderr → log lines.
+//! - [`output`]: stdout/stderr → log lines; [`hints`]: the hint lines
+//!   for crashes caused by a WASI limit or the dyno contract.
 //! - [`lifecycle`]: `wdyno:dyno/lifecycle`, the stop signal.
 //! - [`command`], [`proxy`]: *instantiate per dyno* (or per request), the
 //!   state machine, and the stop sequence.
@@ -26,6 +27,7 @@ pub mod engine;
 pub mod fds;
 pub mod fence;
 pub mod files;
+pub mod hints;
 pub mod lifecycle;
 pub mod output;
 pub mod ports;

@@ -37,6 +37,8 @@ struct Sink {
     tokens: f64,
     refilled: Instant,
     dropped: u64,
+    /// Whether this dyno's [`super::hints`] line was logged (once is enough).
+    hinted: bool,
 }
 
 impl DynoOutput {
@@ -49,6 +51,7 @@ impl DynoOutput {
                 tokens: LINE_BURST,
                 refilled: Instant::now(),
                 dropped: 0,
+                hinted: false,
             })),
         }
     }
@@ -97,6 +100,13 @@ impl Sink {
         let text = String::from_utf8_lossy(bytes);
         self.bus
             .publish(LogLine::now(&self.app, Source::App, &self.dyno, &text));
+        if !self.hinted
+            && let Some(hint) = super::hints::for_output(&text)
+        {
+            self.hinted = true;
+            self.bus
+                .publish(LogLine::now(&self.app, Source::Wdyno, &self.dyno, hint));
+        }
     }
 }
 

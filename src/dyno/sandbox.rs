@@ -30,6 +30,7 @@ use super::files::DynoFiles;
 use super::lifecycle::SharedSignals;
 use super::output::{DynoOutput, OutputPipe};
 use super::ports::PortBook;
+use crate::logbus::Bus;
 
 /// Default memory quota of a dyno (Heroku's standard-1X).
 pub const DEFAULT_MEMORY: usize = 512 << 20;
@@ -206,7 +207,7 @@ impl Sandbox {
         // guest's first request for it.
         b.initial_cwd("/app");
         b.max_random_size(MAX_RANDOM);
-        self.grant_sockets(&mut b, signals.clone());
+        self.grant_sockets(&mut b, signals.clone(), output.bus());
         self.fix_clocks(&mut b, started);
 
         let hooks = EgressHooks::new(self.ports.clone(), self.port, self.egress);
@@ -240,15 +241,25 @@ impl Sandbox {
         Ok(store)
     }
 
-    fn grant_sockets(&self, b: &mut WasiCtxBuilder, signals: SharedSignals) {
+    fn grant_sockets(&self, b: &mut WasiCtxBuilder, signals: SharedSignals, bus: Bus) {
         b.allow_tcp(true);
         b.allow_udp(self.egress || self.ports.any_host_port_allowed());
         // Names are looked up only with egress: a lookup is itself a
         // message to the outside (DNS can carry data out).
         b.allow_ip_name_lookup(self.egress);
         let (ports, own, egress) = (self.ports.clone(), self.port, self.egress);
+        let (app, dyno) = (self.app.clone(), self.dyno.clone());
+        let told = std::sync::atomic::AtomicBool::new(false);
         b.socket_addr_check(move |addr: SocketAddr, use_| {
             let ok = socket_allowed(&ports, own, egress, addr, use_);
+            // A web dyno binding a port of its own choosing (8080): say
+            // which port it may bind, once, before it crashes on the error.
+            if let (false, SocketAddrUse::TcpBind, Some(own)) = (ok, use_, own)
+                && addr.port() != 0
+                && !told.swap(true, Ordering::SeqCst)
+            {
+                bus.platform(&app, &dyno, &super::hints::bind_refused(addr.port(), own));
+            }
             if ok && matches!(use_, SocketAddrUse::TcpListen) {
                 // Recorded before `listening` fires, which makes it `up`.
                 signals.listens_v6.store(addr.is_ipv6(), Ordering::SeqCst);

@@ -22,6 +22,11 @@ impl Manager {
         app: &AppName,
         changes: &BTreeMap<ProcessType, u32>,
     ) -> Result<Formation, ManagerError> {
+        if let Some(ty) = changes.keys().find(|t| !scalable(t)) {
+            return Err(ManagerError::NotScalable(format!(
+                "Cannot scale {ty}: the {ty} process type is the release phase; it runs once per deploy, before the release goes live, and has no dynos to scale"
+            )));
+        }
         let admitted = self.admission.lock().await;
         let release = self.ledger.current(app).await?;
         let next = self.ledger.formation(app).await?.with(changes);
@@ -115,4 +120,22 @@ pub struct CapacityUse {
     /// The host limit that sets the capacity, and how to raise it.
     pub limit: String,
     pub how_to_raise: String,
+}
+
+/// Whether a process type can have dynos in a formation: `release` is the
+/// release phase, run once per deploy (as on Heroku, it cannot be scaled).
+pub(super) fn scalable(ty: &ProcessType) -> bool {
+    ty.as_str() != "release"
+}
+
+#[cfg(test)]
+mod scalable_tests {
+    use super::*;
+
+    #[test]
+    fn the_release_phase_cannot_be_scaled() {
+        assert!(!scalable(&ProcessType::parse("release").unwrap()));
+        assert!(scalable(&ProcessType::parse("web").unwrap()));
+        assert!(scalable(&ProcessType::parse("releaser").unwrap()));
+    }
 }

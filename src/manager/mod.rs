@@ -32,11 +32,13 @@ use crate::router::table::InFlight;
 
 mod admission;
 mod backoff;
+mod boot;
 mod reconcile;
 mod supervise;
 
 pub use admission::CapacityUse;
 pub use backoff::{MAX_BACKOFF, backoff};
+pub use boot::BootFailure;
 
 /// A dyno up this long has its crash count forgotten.
 pub const BACKOFF_RESET: Duration = Duration::from_secs(10 * 60);
@@ -51,6 +53,9 @@ pub enum ManagerError {
     NoSuchDyno { app: String, dyno: String },
     #[error("{0}")]
     Command(String),
+    /// A process type that has no formation (`release`).
+    #[error("{0}")]
+    NotScalable(String),
     /// A formation or one-off the host (or the app's share of it) cannot
     /// hold; nothing was changed.
     #[error("{0}")]

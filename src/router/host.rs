@@ -58,6 +58,17 @@ pub fn app_of_host(host: &str) -> Option<String> {
     (!label.is_empty()).then(|| label.to_ascii_lowercase())
 }
 
+/// Whether a parsed host is a bare local name or an address, naming no
+/// app: `localhost`, `localhost:5000`, `127.0.0.1:5000`, `[::1]:5000`.
+pub fn names_no_app(host: &str) -> bool {
+    if host.starts_with('[') {
+        return true;
+    }
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let name = name.trim_end_matches('.');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
 /// `raw` in double quotes for a log line, with `"` and `\` backslashed and
 /// anything outside printable ASCII as `\xNN`, so an unchecked value can
 /// never end its field or start another.
@@ -94,6 +105,22 @@ mod tests {
         assert_eq!(app("red.localhost.:5000").as_deref(), Some("red"));
         assert_eq!(app("[::1]:5000"), None);
         assert_eq!(app("127.0.0.1").as_deref(), Some("127"));
+    }
+
+    #[test]
+    fn bare_local_hosts_name_no_app() {
+        for h in [
+            "localhost",
+            "LOCALHOST:5000",
+            "localhost.",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+        ] {
+            assert!(names_no_app(h), "{h}");
+        }
+        for h in ["hello.localhost:5000", "hello", "red.example.com"] {
+            assert!(!names_no_app(h), "{h}");
+        }
     }
 
     #[test]

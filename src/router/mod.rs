@@ -70,6 +70,9 @@ pub struct RouterConfig {
     /// client gets the 503 error page and the connection closes, so a
     /// flood of connections cannot take the daemon's descriptors.
     pub max_connections: usize,
+    /// The app a host that names none (`localhost:5000`, `127.0.0.1`)
+    /// reaches: `wdyno local`'s one app, as `heroku local` serves it.
+    pub default_app: Option<String>,
 }
 
 /// The default of [`RouterConfig::max_connections`].
@@ -85,6 +88,7 @@ impl Default for RouterConfig {
             max_head: 16 * 1024,
             seed: None,
             max_connections: MAX_CONNECTIONS,
+            default_app: None,
         }
     }
 }
@@ -247,7 +251,10 @@ impl Router {
                 .unwrap_or_else(|| new_request_id(&mut rng))
         };
         let mut line = LineBits {
-            app: checked.and_then(host::app_of_host),
+            app: checked.and_then(|h| match &self.cfg.default_app {
+                Some(app) if host::names_no_app(h) => Some(app.clone()),
+                _ => host::app_of_host(h),
+            }),
             known: false,
             method: req.method().to_string(),
             path: path_field(&path),

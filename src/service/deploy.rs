@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::{Result, Service, ServiceError};
 use crate::dyno::Cause;
+use crate::manager::BootFailure;
 use crate::names::{AppName, ProcessType};
 use crate::release::{NewRelease, Release, Status};
 
@@ -82,7 +83,8 @@ impl Service {
         self.manager.reconcile(app).await?;
         // The build's prepared components were the ones the dynos took.
         drop(built);
-        let _ = say.send(format!("       Released v{}", release.version));
+        let failures = self.manager.web_boot_failures(app, release.version).await;
+        let _ = say.send(released_line(app, release.version, &failures));
         Ok(self.ledger.release(app, release.version).await?)
     }
 
@@ -104,4 +106,18 @@ impl Service {
             )),
         }
     }
+}
+
+/// `Released vN`, or, when web dynos of vN ended before they came up,
+/// `Released vN, but web.1 did not come up: REASON; see wdyno logs -a APP`.
+fn released_line(app: &AppName, version: u64, failed: &[BootFailure]) -> String {
+    let Some(first) = failed.first() else {
+        return format!("       Released v{version}");
+    };
+    let names: Vec<&str> = failed.iter().map(|f| f.dyno.as_str()).collect();
+    format!(
+        "       Released v{version}, but {} did not come up: {}; see wdyno logs -a {app}",
+        names.join(", "),
+        first.reason
+    )
 }
