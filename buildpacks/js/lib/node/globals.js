@@ -1,0 +1,16 @@
+// node's globals that StarlingMonkey lacks, injected by esbuild wherever a
+// module names them (Buffer, process, global, setImmediate, clearImmediate).
+import process from 'process';
+import { Buffer } from 'buffer';
+
+const global = globalThis;
+
+function setImmediate(fn, ...args) {
+  return setTimeout(() => fn(...args), 0);
+}
+
+function clearImmediate(id) {
+  clearTimeout(id);
+}
+
+export { Buffer, clearImmediate, global, process, setImmediate };
