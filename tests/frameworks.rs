@@ -400,3 +400,41 @@ async fn the_js_buildpack_refuses_child_process_saying_what_runs_instead() {
         .collect();
     assert!(streamed.contains(message), "{said}");
 }
+
+/// The node layer's crypto (ETags, signed cookies) agrees with node's own.
+#[test]
+fn the_node_layers_hashes_and_hmacs_match_nodes() {
+    let layer = repo().join("buildpacks/js/lib/node/crypto.js");
+    let check = r#"
+        const ours = require(process.argv[1]);
+        const node = require("crypto");
+        const inputs = ["", "abc", "x".repeat(55), "y".repeat(56), "z".repeat(64), "w".repeat(1000), "héllo"];
+        let n = 0;
+        for (const alg of ["sha1", "sha256"]) {
+            for (const s of inputs) {
+                for (const enc of ["hex", "base64"]) {
+                    const want = node.createHash(alg).update(s).digest(enc);
+                    const got = ours.createHash(alg).update(s.slice(0, 3)).update(s.slice(3)).digest(enc);
+                    if (got !== want) throw new Error(`${alg} of ${s.length} chars: ${got} != ${want}`);
+                    for (const key of ["k", "key".repeat(30)]) {
+                        const want = node.createHmac(alg, key).update(s).digest(enc);
+                        const got = ours.createHmac(alg, key).update(s).digest(enc);
+                        if (got !== want) throw new Error(`hmac-${alg} of ${s.length} chars`);
+                        n++;
+                    }
+                }
+            }
+        }
+        console.log(`${n} hmacs agree`);
+    "#;
+    let out = Command::new("node")
+        .args(["-e", check, layer.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "56 hmacs agree\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
