@@ -7,6 +7,10 @@
 //! buildpacks (a built-in name or a path); otherwise the first whose
 //! `bin/detect` succeeds builds it.
 //!
+//! wdyno adds one script to that API: `bin/tools DIR`, which installs
+//! what a buildpack builds with, once per machine, shared read-only by
+//! every app's build ([`tools`]).
+//!
 //! Every step runs as [`Isolation`] says: in the build sandbox
 //! ([`sandbox`]) for the daemon, unsandboxed only for `wdyno local` or a
 //! daemon started with `--unsafe-builds`.
