@@ -198,6 +198,12 @@ async fn an_express_app_deploys_unchanged_and_answers_through_the_router() {
         out.stdout
     );
     assert!(!out.stdout.contains("platform=node"), "{}", out.stdout);
+    // app.listen()'s callback runs once, with the top level, at build time.
+    assert!(
+        out.stdout.contains("\n       express-hello is listening\n"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("       Released v1"), "{}", out.stdout);
     d.answers("express", "/", "Hello from Express").await;
 

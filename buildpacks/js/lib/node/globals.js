@@ -6,7 +6,13 @@ import { Buffer } from 'buffer';
 const global = globalThis;
 
 function setImmediate(fn, ...args) {
-  return setTimeout(() => fn(...args), 0);
+  try {
+    return setTimeout(() => fn(...args), 0);
+  } catch {
+    // At build time StarlingMonkey has no timers: run it after this task.
+    queueMicrotask(() => fn(...args));
+    return undefined;
+  }
 }
 
 function clearImmediate(id) {

@@ -225,7 +225,7 @@ class ServerResponse extends Stream {
     this.writableEnded = false;
     this.writableFinished = false;
     this.destroyed = false;
-    this._headers = new Map();
+    this._fields = new Map();
     this._respond = respond;
     this._body = null;
     this._noBody = req.method === 'HEAD';
@@ -260,7 +260,7 @@ class ServerResponse extends Stream {
     this._checkNotSent('set');
     validateHeaderName(name);
     validateHeaderValue(name, value);
-    this._headers.set(name.toLowerCase(), [name, value]);
+    this._fields.set(name.toLowerCase(), [name, value]);
     return this;
   }
 
@@ -268,34 +268,34 @@ class ServerResponse extends Stream {
     const old = this.getHeader(name);
     if (old === undefined) return this.setHeader(name, value);
     const list = [].concat(old, value);
-    return this.setHeader(this._headers.get(name.toLowerCase())[0], list);
+    return this.setHeader(this._fields.get(name.toLowerCase())[0], list);
   }
 
   getHeader(name) {
-    return this._headers.get(String(name).toLowerCase())?.[1];
+    return this._fields.get(String(name).toLowerCase())?.[1];
   }
 
   getHeaders() {
     const out = Object.create(null);
-    for (const [key, [, value]] of this._headers) out[key] = value;
+    for (const [key, [, value]] of this._fields) out[key] = value;
     return out;
   }
 
   getHeaderNames() {
-    return [...this._headers.keys()];
+    return [...this._fields.keys()];
   }
 
   getRawHeaderNames() {
-    return [...this._headers.values()].map(([name]) => name);
+    return [...this._fields.values()].map(([name]) => name);
   }
 
   hasHeader(name) {
-    return this._headers.has(String(name).toLowerCase());
+    return this._fields.has(String(name).toLowerCase());
   }
 
   removeHeader(name) {
     this._checkNotSent('remove');
-    this._headers.delete(String(name).toLowerCase());
+    this._fields.delete(String(name).toLowerCase());
   }
 
   writeHead(statusCode, reason, headers) {
@@ -409,7 +409,7 @@ class ServerResponse extends Stream {
 
   _send(body, whole) {
     const headers = new Headers();
-    for (const [key, [name, value]] of this._headers) {
+    for (const [key, [name, value]] of this._fields) {
       if (HOP_BY_HOP.has(key)) continue;
       if (key === 'content-length' && this._noBody) continue;
       for (const v of Array.isArray(value) ? value : [value]) headers.append(name, String(v));
@@ -448,7 +448,6 @@ class Server extends EventEmitter {
     this.maxHeadersCount = null;
     this.maxRequestsPerSocket = 0;
     this._port = 0;
-    this._announced = false;
   }
 
   listen(...args) {
@@ -466,6 +465,10 @@ class Server extends EventEmitter {
       listening = true;
       addEventListener('fetch', (event) => event.respondWith(serve(event.request)));
     }
+    // As node does, soon after: at build time, so once (every request
+    // starts from the snapshot); what the callback logs is in the build's
+    // output.
+    process.nextTick(() => this.emit('listening'));
     return this;
   }
 
@@ -506,11 +509,6 @@ class Server extends EventEmitter {
 function serve(request) {
   const server = serving;
   if (!server) return new Response('the app closed its http server\n', { status: 503 });
-  if (!server._announced) {
-    // The dyno is up: listen()'s callback runs now, not at build time.
-    server._announced = true;
-    server.emit('listening');
-  }
   return new Promise((resolve) => {
     const url = new URL(request.url);
     const socket = new Socket();
