@@ -28,6 +28,7 @@ see the daemon's env var: denied
 see WDYNO_HOME: denied
 rewrite a buildpack: denied
 add a buildpack file: denied
+change the shared tools: denied
 write /usr/local/bin: denied
 write /tmp: ok
 write its own build dir: ok
@@ -118,6 +119,15 @@ async fn hostile_build_code_gets_nothing_of_the_host_and_the_build_succeeds() {
         "buildpacks changed"
     );
     assert!(!Path::new("/usr/local/bin/pwned").exists());
+    // Nor the shared tools every JS build runs.
+    for tools in std::fs::read_dir(build_cache().join(".tools")).unwrap() {
+        let tools = tools.unwrap().path();
+        assert!(!tools.join("pwned").exists(), "{tools:?}");
+        if tools.is_dir() {
+            let lock = std::fs::read_to_string(tools.join("package.json")).unwrap();
+            assert!(!lock.contains("pwned"), "{tools:?}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,7 +35,14 @@ async fn until_logged(d: &Daemon, app: &str, ps: &str, want: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_deploys_and_answers_or_logs() {
     let d = Daemon::start(&[]);
-    for app in ["rust-web", "rust-http", "js-web", "rust-worker", "prebuilt"] {
+    for app in [
+        "rust-web",
+        "rust-http",
+        "js-web",
+        "js-express",
+        "rust-worker",
+        "prebuilt",
+    ] {
         let out = d.create_and_deploy(app, &repo().join("examples").join(app));
         assert!(out.stdout.contains("Released v1"), "{app}: {}", out.stdout);
     }
@@ -44,6 +51,12 @@ async fn every_example_deploys_and_answers_or_logs() {
     d.answers("rust-http", "/", "Hello from rust-http on web.1\n")
         .await;
     d.answers("js-web", "/", "Hello from js-web\n").await;
+    d.answers("js-express", "/", "Hello from js-express on web.1\n")
+        .await;
+    assert_eq!(
+        d.get("js-express", "/hello/you").await,
+        (200, "Hello, you!\n".to_owned())
+    );
     d.answers("prebuilt", "/", "Hello from rust-http on web.1\n")
         .await;
     // rust-web: its release step ran, config vars and /tmp work.

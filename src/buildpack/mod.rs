@@ -7,6 +7,10 @@
 //! buildpacks (a built-in name or a path); otherwise the first whose
 //! `bin/detect` succeeds builds it.
 //!
+//! wdyno adds one script to that API: `bin/tools DIR`, which installs
+//! what a buildpack builds with, once per machine, shared read-only by
+//! every app's build ([`tools`]).
+//!
 //! Every step runs as [`Isolation`] says: in the build sandbox
 //! ([`sandbox`]) for the daemon, unsandboxed only for `wdyno local` or a
 //! daemon started with `--unsafe-builds`.
@@ -15,6 +19,7 @@ mod builtin;
 pub mod limits;
 mod release_yaml;
 pub mod sandbox;
+mod tools;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -56,6 +61,12 @@ pub enum BuildpackError {
         limits::BUILD_DISK >> 30
     )]
     DiskFull { name: String, tail: String },
+    #[error("buildpack {name}: bin/tools, installing its tools, failed with {status}:\n{tail}")]
+    ToolsFailed {
+        name: String,
+        status: String,
+        tail: String,
+    },
     #[error(transparent)]
     NoSandbox(Arc<SandboxError>),
     #[error("buildpack {name}: bin/release printed YAML it cannot read: {why}")]
@@ -67,6 +78,14 @@ pub enum BuildpackError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// How a streamed step ended, with its last lines of output.
+enum Outcome {
+    Done,
+    Failed { status: String, tail: String },
+    TimedOut { tail: String },
+    DiskFull { tail: String },
 }
 
 /// A buildpack on disk.
@@ -93,16 +112,20 @@ impl Buildpack {
         iso: &Isolation,
         step: Step,
         dirs: Dirs<'_>,
+        tools: Option<&Path>,
     ) -> Result<(Command, Option<limits::BuildCgroup>), BuildpackError> {
         match iso {
             Isolation::Sandboxed(s) => s
-                .command(step, &self.dir, dirs)
+                .command(step, &self.dir, dirs, tools)
                 .map_err(self.io("preparing the build sandbox")),
             Isolation::Unsandboxed => {
                 let mut cmd = Command::new(self.dir.join(step.script()));
                 cmd.arg(dirs.build);
                 if step == Step::Compile {
                     cmd.args([dirs.cache, dirs.env]);
+                }
+                if let Some(t) = tools {
+                    cmd.env(sandbox::TOOLS_VAR, t);
                 }
                 Ok((cmd, None))
             }
@@ -116,7 +139,7 @@ impl Buildpack {
         iso: &Isolation,
         dirs: Dirs<'_>,
     ) -> Result<Option<String>, BuildpackError> {
-        let (mut cmd, _cgroup) = self.command(iso, Step::Detect, dirs)?;
+        let (mut cmd, _cgroup) = self.command(iso, Step::Detect, dirs, None)?;
         let out = cmd
             .stdin(Stdio::null())
             .output()
@@ -133,7 +156,9 @@ impl Buildpack {
 
     /// Runs `bin/compile`, handing each output line (stdout and stderr) to
     /// `line` as it comes, and stops it at `timeout` or when a sandboxed
-    /// build fills more than [`limits::BUILD_DISK`].
+    /// build fills more than [`limits::BUILD_DISK`]. A buildpack with
+    /// `bin/tools` has its tools installed first, once per machine
+    /// ([`tools`]).
     pub fn compile(
         &self,
         iso: &Isolation,
@@ -141,9 +166,44 @@ impl Buildpack {
         timeout: Duration,
         line: &mut dyn FnMut(&str),
     ) -> Result<(), BuildpackError> {
-        use std::os::unix::process::CommandExt;
-        let (mut cmd, _cgroup) = self.command(iso, Step::Compile, dirs)?;
+        let tools = tools::ensure(self, iso, dirs.cache, line)?;
+        let (cmd, _cgroup) = self.command(iso, Step::Compile, dirs, tools.as_deref())?;
         let watch_disk = matches!(iso, Isolation::Sandboxed(_));
+        let name = self.name.clone();
+        match self.stream(
+            cmd,
+            "bin/compile",
+            &[dirs.build, dirs.cache],
+            watch_disk,
+            timeout,
+            line,
+        )? {
+            Outcome::Done => Ok(()),
+            Outcome::Failed { status, tail } => {
+                Err(BuildpackError::CompileFailed { name, status, tail })
+            }
+            Outcome::TimedOut { tail } => Err(BuildpackError::Timeout {
+                name,
+                limit: timeout,
+                tail,
+            }),
+            Outcome::DiskFull { tail } => Err(BuildpackError::DiskFull { name, tail }),
+        }
+    }
+
+    /// Runs `cmd` (the buildpack's `script`) in its own process group,
+    /// handing each output line to `line`, and kills it at `timeout` or, if
+    /// `watch_disk`, once `dirs` hold more than [`limits::BUILD_DISK`].
+    fn stream(
+        &self,
+        mut cmd: Command,
+        script: &str,
+        dirs: &[&Path],
+        watch_disk: bool,
+        timeout: Duration,
+        line: &mut dyn FnMut(&str),
+    ) -> Result<Outcome, BuildpackError> {
+        use std::os::unix::process::CommandExt;
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -151,7 +211,7 @@ impl Buildpack {
             // Its own process group, so a timeout stops its children too.
             .process_group(0)
             .spawn()
-            .map_err(self.io("running bin/compile"))?;
+            .map_err(self.io(&format!("running {script}")))?;
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         let mut readers = Vec::new();
         for pipe in [
@@ -186,7 +246,7 @@ impl Buildpack {
             let now = Instant::now();
             if watch_disk && now >= next_disk_check {
                 next_disk_check = now + limits::DISK_CHECK_EVERY;
-                if limits::disk_usage(&[dirs.build, dirs.cache]) > limits::BUILD_DISK {
+                if limits::disk_usage(dirs) > limits::BUILD_DISK {
                     disk_full = true;
                     // SAFETY: kill(2) on the process group we created.
                     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
@@ -215,32 +275,25 @@ impl Buildpack {
                 }
             }
         }
-        let status = child.wait().map_err(self.io("waiting for bin/compile"))?;
+        let status = child
+            .wait()
+            .map_err(self.io(&format!("waiting for {script}")))?;
         for r in readers {
             let _ = r.join();
         }
         let tail = tail.join("\n");
-        if disk_full {
-            return Err(BuildpackError::DiskFull {
-                name: self.name.clone(),
-                tail,
-            });
-        }
-        if timed_out {
-            return Err(BuildpackError::Timeout {
-                name: self.name.clone(),
-                limit: timeout,
-                tail,
-            });
-        }
-        if !status.success() {
-            return Err(BuildpackError::CompileFailed {
-                name: self.name.clone(),
+        Ok(if disk_full {
+            Outcome::DiskFull { tail }
+        } else if timed_out {
+            Outcome::TimedOut { tail }
+        } else if !status.success() {
+            Outcome::Failed {
                 status: status.to_string(),
                 tail,
-            });
-        }
-        Ok(())
+            }
+        } else {
+            Outcome::Done
+        })
     }
 
     /// Runs `bin/release` (if the buildpack has one) and returns its
@@ -253,7 +306,7 @@ impl Buildpack {
         if !self.dir.join("bin/release").exists() {
             return Ok(BTreeMap::new());
         }
-        let (mut cmd, _cgroup) = self.command(iso, Step::Release, dirs)?;
+        let (mut cmd, _cgroup) = self.command(iso, Step::Release, dirs, None)?;
         let out = cmd
             .stdin(Stdio::null())
             .output()

@@ -12,7 +12,8 @@
 //! - `/build` (the build dir) and `/cache` (that app's cache dir) writable,
 //!   `/env` (ENV_DIR, the app's config) and `/buildpack` read-only, the Rust
 //!   toolchain (rustc, cargo, the wasm32-wasip2 target) read-only at
-//!   `/opt/rust`. Nothing else of `$WDYNO_HOME`: no API token, no ledger,
+//!   `/opt/rust`, the buildpack's shared tools (see [`super::tools`])
+//!   read-only at `/tools`. Nothing else of `$WDYNO_HOME`: no API token, no ledger,
 //!   no other app's cache, no other buildpack;
 //! - the uid [`BUILD_UID`], a real unprivileged uid on the host (not a
 //!   user-namespace alias of root), no capabilities, no new privileges;
@@ -20,7 +21,12 @@
 //!   `CARGO_HOME` (in the app's cache: crates are downloaded per app);
 //!   the app's config only through `/env`;
 //! - its own pid, ipc and uts namespaces; the host's network only for
-//!   `bin/compile` (registries: crates.io, npm), none for detect and release.
+//!   `bin/compile` and `bin/tools` (registries: crates.io, npm), none for
+//!   detect and release.
+//!
+//! `bin/tools`, which installs a buildpack's shared tools, runs in the same
+//! sandbox with none of an app's dirs: only the dir it installs into,
+//! writable at `/tools`.
 //!
 //! What a compile step can still reach through the shared network: every
 //! TCP/UDP service on the host's loopback, and abstract unix sockets (they
@@ -55,6 +61,9 @@ pub const CACHE: &str = "/cache";
 pub const ENV: &str = "/env";
 pub const PACK: &str = "/buildpack";
 pub const RUST: &str = "/opt/rust";
+pub const TOOLS: &str = "/tools";
+/// The variable that tells `bin/compile` where its shared tools are.
+pub const TOOLS_VAR: &str = "WDYNO_TOOLS";
 
 /// The `/etc` files a build may read: DNS, hosts, TLS roots, time zone,
 /// the dynamic loader's cache, and Debian's alternatives (`/usr/bin/cc` is
@@ -124,12 +133,14 @@ pub struct Dirs<'a> {
     pub env: &'a Path,
 }
 
-/// A buildpack step: only `compile` gets the network.
+/// A buildpack step: only `compile` and `tools` get the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     Detect,
     Compile,
     Release,
+    /// Installs the buildpack's shared tools ([`super::tools`]).
+    Tools,
 }
 
 impl Step {
@@ -139,6 +150,7 @@ impl Step {
             Step::Detect => "bin/detect",
             Step::Compile => "bin/compile",
             Step::Release => "bin/release",
+            Step::Tools => "bin/tools",
         }
     }
 }
@@ -225,13 +237,48 @@ impl Sandbox {
         }
     }
 
-    /// bwrap's arguments for `step` of the buildpack in `pack`.
-    pub fn argv(&self, step: Step, pack: &Path, dirs: Dirs<'_>) -> Vec<OsString> {
+    /// bwrap's arguments for `step` of the buildpack in `pack` (never
+    /// [`Step::Tools`]: see [`Sandbox::tools_argv`]), with its shared
+    /// `tools` when it has them.
+    pub fn argv(
+        &self,
+        step: Step,
+        pack: &Path,
+        dirs: Dirs<'_>,
+        tools: Option<&Path>,
+    ) -> Vec<OsString> {
+        let mut a = self.base(step, pack);
+        a.push("--bind").push(dirs.build).push(BUILD);
+        a.push("--bind").push(dirs.cache).push(CACHE);
+        a.push("--ro-bind").push(dirs.env).push(ENV);
+        let mut env = vec![];
+        if let Some(t) = tools {
+            a.push("--ro-bind").push(t).push(TOOLS);
+            env.push((TOOLS_VAR, TOOLS));
+        }
+        let mut argv = vec![BUILD];
+        if step == Step::Compile {
+            argv.extend([CACHE, ENV]);
+        }
+        self.exec(a, step, BUILD, &env, &argv)
+    }
+
+    /// bwrap's arguments for `bin/tools` of the buildpack in `pack`,
+    /// installing into `stage`: no app's dirs.
+    pub fn tools_argv(&self, pack: &Path, stage: &Path) -> Vec<OsString> {
+        let mut a = self.base(Step::Tools, pack);
+        a.push("--bind").push(stage).push(TOOLS);
+        self.exec(a, Step::Tools, TOOLS, &[], &[TOOLS])
+    }
+
+    /// What every step sees: namespaces, the host's `/usr`, `/etc` in part,
+    /// `/proc`, `/dev`, `/tmp`, the buildpack.
+    fn base(&self, step: Step, pack: &Path) -> Args {
         let mut a = Args::default();
         a.add(&["--die-with-parent", "--new-session"]);
         a.add(&["--unshare-pid", "--unshare-ipc", "--unshare-uts"]);
         a.add(&["--unshare-cgroup-try", "--hostname", "wdyno-build"]);
-        if step != Step::Compile {
+        if !matches!(step, Step::Compile | Step::Tools) {
             a.add(&["--unshare-net"]);
         }
         if self.setpriv.is_none() {
@@ -259,9 +306,19 @@ impl Sandbox {
                 .push(format!("/etc/{f}"));
         }
         a.push("--ro-bind").push(pack).push(PACK);
-        a.push("--bind").push(dirs.build).push(BUILD);
-        a.push("--bind").push(dirs.cache).push(CACHE);
-        a.push("--ro-bind").push(dirs.env).push(ENV);
+        a
+    }
+
+    /// Ends `a` with the toolchain, the environment (and `env`), the drop
+    /// to the build uid and `step`'s script run in `dir` with `args`.
+    fn exec(
+        &self,
+        mut a: Args,
+        step: Step,
+        dir: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Vec<OsString> {
         let mut path = String::from("/usr/local/bin:/usr/bin:/bin");
         if let Some(rust) = &self.rust {
             a.add(&["--dir", "/opt"])
@@ -270,14 +327,17 @@ impl Sandbox {
                 .push(RUST);
             path = format!("{RUST}/bin:{path}");
         }
-        a.add(&["--chdir", BUILD, "--clearenv"]);
+        a.add(&["--chdir", dir, "--clearenv"]);
         for (k, v) in [
             ("PATH", path.as_str()),
             ("HOME", "/tmp"),
             ("LANG", "C.UTF-8"),
             ("USER", "build"),
             ("CARGO_HOME", "/cache/cargo-home"),
-        ] {
+        ]
+        .into_iter()
+        .chain(env.iter().copied())
+        {
             a.add(&["--setenv", k, v]);
         }
         if let Some(setpriv) = &self.setpriv {
@@ -288,10 +348,7 @@ impl Sandbox {
             a.add(&["--no-new-privs"]);
         }
         a.add(&["--"]).push(Path::new(PACK).join(step.script()));
-        a.push(BUILD);
-        if step == Step::Compile {
-            a.push(CACHE).push(ENV);
-        }
+        a.add(args);
         a.0
     }
 
@@ -303,8 +360,8 @@ impl Sandbox {
         step: Step,
         pack: &Path,
         dirs: Dirs<'_>,
+        tools: Option<&Path>,
     ) -> std::io::Result<(Command, Option<BuildCgroup>)> {
-        use std::os::unix::process::CommandExt;
         if self.setpriv.is_some() {
             limits::chown_tree(dirs.build, BUILD_UID)?;
             limits::chown_tree(dirs.cache, BUILD_UID)?;
@@ -312,6 +369,24 @@ impl Sandbox {
             // daemon's umask 077: the build uid must own it to read it.
             limits::chown_tree(dirs.env, BUILD_UID)?;
         }
+        self.spawnable(self.argv(step, pack, dirs, tools))
+    }
+
+    /// The command for `bin/tools` installing into `stage` (given to the
+    /// build uid first), and the cgroup it joins.
+    pub fn tools_command(
+        &self,
+        pack: &Path,
+        stage: &Path,
+    ) -> std::io::Result<(Command, Option<BuildCgroup>)> {
+        if self.setpriv.is_some() {
+            limits::chown_tree(stage, BUILD_UID)?;
+        }
+        self.spawnable(self.tools_argv(pack, stage))
+    }
+
+    fn spawnable(&self, argv: Vec<OsString>) -> std::io::Result<(Command, Option<BuildCgroup>)> {
+        use std::os::unix::process::CommandExt;
         let cgroup = match &self.cgroups {
             Some(c) => {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -322,7 +397,7 @@ impl Sandbox {
         };
         let procs = cgroup.as_ref().map(|c| c.procs_files()).unwrap_or_default();
         let mut cmd = Command::new(&self.bwrap);
-        cmd.args(self.argv(step, pack, dirs)).env_clear();
+        cmd.args(argv).env_clear();
         // SAFETY: join_in_child makes only async-signal-safe calls.
         unsafe { cmd.pre_exec(move || limits::join_in_child(&procs)) };
         Ok((cmd, cgroup))
@@ -395,7 +470,7 @@ mod tests {
             env: Path::new("/h/builds/a-1/env"),
         };
         let argv = |step| -> Vec<String> {
-            s.argv(step, Path::new("/h/buildpacks/rust"), dirs)
+            s.argv(step, Path::new("/h/buildpacks/rust"), dirs, None)
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect()
@@ -430,6 +505,24 @@ mod tests {
                 "/h/builds/a-1/env"
             ]
         );
+        let with_tools: Vec<String> = s
+            .argv(
+                Step::Compile,
+                Path::new("/h/buildpacks/js"),
+                dirs,
+                Some(Path::new("/c/.tools/js-0123")),
+            )
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = with_tools.join(" ");
+        assert!(
+            joined.contains("--ro-bind /c/.tools/js-0123 /tools"),
+            "{joined}"
+        );
+        // Set after --clearenv, or bwrap would clear it.
+        let clear = joined.find("--clearenv").unwrap();
+        assert!(joined.find("--setenv WDYNO_TOOLS /tools").unwrap() > clear);
         let detect = argv(Step::Detect);
         assert!(detect.contains(&"--unshare-net".to_owned()));
         assert!(
@@ -437,5 +530,39 @@ mod tests {
                 .join(" ")
                 .ends_with("-- /buildpack/bin/detect /build")
         );
+    }
+
+    /// Installing the tools sees none of an app's dirs, only its own.
+    #[test]
+    fn installing_tools_sees_only_the_dir_it_installs_into() {
+        let s = Sandbox {
+            bwrap: "/usr/bin/bwrap".into(),
+            setpriv: Some("/usr/bin/setpriv".into()),
+            etc: "/h/sandbox".into(),
+            rust: None,
+            cgroups: None,
+        };
+        let argv: Vec<String> = s
+            .tools_argv(
+                Path::new("/h/buildpacks/js"),
+                Path::new("/c/.tools/js-1.installing"),
+            )
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let joined = argv.join(" ");
+        assert!(
+            joined.contains("--bind /c/.tools/js-1.installing /tools"),
+            "{joined}"
+        );
+        assert!(joined.contains("--chdir /tools"), "{joined}");
+        assert!(
+            joined.ends_with("-- /buildpack/bin/tools /tools"),
+            "{joined}"
+        );
+        assert!(!argv.contains(&"--unshare-net".to_owned()));
+        for app_dir in [BUILD, CACHE, ENV] {
+            assert!(!argv.contains(&app_dir.to_owned()), "{app_dir} in {joined}");
+        }
     }
 }

@@ -52,6 +52,16 @@ impl Daemon {
     /// As [`Daemon::start`], with `env` added to (or, for an empty value,
     /// removed from) the daemon's environment.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_in(&build_cache(), extra, env)
+    }
+
+    /// As [`Daemon::start`], with its own build cache: what the shared one
+    /// already holds (installed buildpack tools) is not there.
+    pub fn start_with_build_cache(cache: &Path) -> Daemon {
+        Daemon::start_in(cache, &[], &[])
+    }
+
+    fn start_in(cache: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let home = tempfile::tempdir().unwrap();
         let mut args: Vec<String> = [
             "daemon",
@@ -70,7 +80,7 @@ impl Daemon {
         .map(|s| s.to_string())
         .collect();
         args.push("--build-cache".into());
-        args.push(build_cache().display().to_string());
+        args.push(cache.display().to_string());
         args.extend(extra.iter().map(|s| s.to_string()));
         let env: Vec<(String, String)> = env
             .iter()

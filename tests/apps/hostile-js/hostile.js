@@ -24,6 +24,12 @@ said("see the daemon's env var", "DAEMON_SECRET_FOR_TEST" in process.env);
 said("see WDYNO_HOME", "WDYNO_HOME" in process.env);
 said("rewrite a buildpack", tried(() => fs.appendFileSync(`${home}/buildpacks/js/bin/compile`, "pwned\n")));
 said("add a buildpack file", tried(() => fs.writeFileSync(`${home}/buildpacks/pwned`, "pwned\n")));
+said(
+  "change the shared tools",
+  tried(() => fs.appendFileSync("/tools/package.json", "pwned\n")) ||
+    tried(() => fs.writeFileSync("/tools/pwned", "pwned\n")) ||
+    tried(() => fs.writeFileSync(`${victim}/../.tools/pwned`, "pwned\n")),
+);
 said("write /usr/local/bin", tried(() => fs.writeFileSync("/usr/local/bin/pwned", "pwned\n")));
 said("write /tmp", tried(() => fs.writeFileSync(`/tmp/wdyno-hostile-${mark}-${stage}`, "pwned\n")));
 const app = process.env.INIT_CWD;

@@ -57,6 +57,12 @@ fn main() {
         "add a buildpack file",
         write(format!("{home}/buildpacks/pwned"), false),
     );
+    said(
+        "change the shared tools",
+        write("/tools/package.json".into(), true)
+            || write("/tools/pwned".into(), false)
+            || write(format!("{victim}/../.tools/pwned"), false),
+    );
     said("write /usr/local/bin", write("/usr/local/bin/pwned".into(), false));
     said("write /tmp", write(format!("/tmp/wdyno-hostile-{mark}"), false));
     said(
