@@ -236,7 +236,6 @@ async fn a_deploy_prepares_each_component_once_and_config_changes_prepare_none()
     let before = (runtime.compilations(), runtime.preparations());
     let app = name("once");
     p.create_and_deploy("once", dir.path()).await;
-    eprintln!("DBG deployed");
     p.service
         .scale(&app, &BTreeMap::from([(ty("web"), 2), (ty("worker"), 1)]))
         .await
@@ -246,7 +245,6 @@ async fn a_deploy_prepares_each_component_once_and_config_changes_prepare_none()
         (ps.len() == 3 && ps.iter().all(|d| d.state == "up")).then_some(())
     })
     .await;
-    eprintln!("DBG up");
     let after = (runtime.compilations(), runtime.preparations());
     assert_eq!(
         (after.0 - before.0, after.1 - before.1),
@@ -261,9 +259,7 @@ async fn a_deploy_prepares_each_component_once_and_config_changes_prepare_none()
         )
         .await
         .unwrap();
-    eprintln!("DBG config");
     p.service.restart(&app, None).await.unwrap();
-    eprintln!("DBG restart");
     assert_eq!(
         runtime.preparations(),
         after.1,
