@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::inproc::Inproc;
 use common::{built_app, until, within};
-use wdyno::logbus::{Event, LogFilter, Source};
+use wdyno::logbus::{Event, LogBus, LogFilter, Source};
 use wdyno::names::{AppName, ConfigKey, ProcessType};
 
 /// An app dir of ready components (the wasm buildpack packs them as they
@@ -155,7 +155,7 @@ async fn logs_n_1500_is_exactly_the_newest_lines_and_a_quiet_apps_tail_loses_not
 
     let run = p
         .service
-        .run_detached(&loud, "bin/probe lines 2000")
+        .run_detached(&loud, "bin/probe lines 5000")
         .await
         .unwrap();
     let lines = |app: &str, query: &str| {
@@ -175,7 +175,7 @@ async fn logs_n_1500_is_exactly_the_newest_lines_and_a_quiet_apps_tail_loses_not
             got
         }
     };
-    let exited = format!("{run}: Process exited with status 0");
+    let exited = format!("wdyno[{run}]: Process exited with status 0");
     let mut all = Vec::new();
     for _ in 0..600 {
         all = lines("loud", "lines=1500").await;
@@ -188,14 +188,23 @@ async fn logs_n_1500_is_exactly_the_newest_lines_and_a_quiet_apps_tail_loses_not
         all.iter().any(|l| l.ends_with(&exited)),
         "{run} never exited"
     );
-    assert_eq!(all.len(), 1500, "-n 1500 is 1500 lines");
+    // Exactly the ring's newest 1500 lines, oldest first.
+    let ring: Vec<String> = p
+        .service
+        .bus()
+        .recent("loud", 1500)
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    assert_eq!(ring.len(), 1500);
+    assert_eq!(all, ring, "-n 1500 is the newest 1500 lines, in order");
 
-    let own = lines("loud", &format!("lines=1500&source=app&ps={run}")).await;
+    let own = lines("loud", &format!("lines=1000&source=app&ps={run}")).await;
     let text: Vec<String> = own
         .iter()
         .map(|l| l.split_once("]: ").expect("a log line").1.to_owned())
         .collect();
-    let want: Vec<String> = (501..=2000)
+    let want: Vec<String> = (4001..=5000)
         .map(|i| {
             if i % 2 == 1 {
                 format!("out {i}")
@@ -206,7 +215,7 @@ async fn logs_n_1500_is_exactly_the_newest_lines_and_a_quiet_apps_tail_loses_not
         .collect();
     assert_eq!(
         text, want,
-        "the newest 1500 of the dyno's lines, oldest first"
+        "the newest 1000 of the dyno's own lines, oldest first"
     );
 
     p.service

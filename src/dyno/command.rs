@@ -47,6 +47,9 @@ pub(crate) async fn run(
     // A slot of the host's capacity, held while the guest runs. Waiting for
     // one is not the app's fault, so the boot timeout starts after it.
     let mut stop = signals.watch_stop();
+    // A stop asked for before this task subscribed (a dyno stopped the
+    // moment it started) is seen at the first turn of the loop.
+    stop.mark_changed();
     let weight = launch.prepared.weight;
     let _slot = match runtime.slots().try_dyno(weight) {
         Ok(slot) => slot,

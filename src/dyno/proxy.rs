@@ -92,6 +92,9 @@ pub(crate) async fn run(
     let graceful = GracefulShutdown::new();
     let mut conns = JoinSet::new();
     let mut stop = signals.watch_stop();
+    // A stop asked for before this task subscribed (a dyno stopped the
+    // moment it started) is seen at the first turn of the loop.
+    stop.mark_changed();
     let deadline = loop {
         tokio::select! {
             // At the cap, connections wait in the listen backlog.
