@@ -10,7 +10,7 @@ use std::path::Path;
 
 use common::inproc::Inproc;
 use common::{built_app, until, within};
-use wdyno::logbus::{Event, LogBus, LogFilter, Source};
+use wdyno::logbus::{Event, LogFilter, Source};
 use wdyno::names::{AppName, ConfigKey, ProcessType};
 
 /// An app dir of ready components (the wasm buildpack packs them as they
