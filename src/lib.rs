@@ -12,7 +12,8 @@
 //! - Sandbox and build: [`dyno`] (the wasm host: one engine, a sandbox
 //!   per dyno built in one place, the stop sequence), [`buildpack`]
 //!   (detect/compile/release in the build sandbox), [`deploy`] (source →
-//!   buildpack → slug), [`git`] (`git push` remotes).
+//!   buildpack → slug; [`slugignore`] says what of a source goes in),
+//!   [`git`] (`git push` remotes).
 //! - Control: [`placement`] (a [`placement::DynoHost`] starts a dyno spec
 //!   and reports its state; [`placement::LocalHost`] is this process),
 //!   [`manager`] (one reconcile loop per app: formation × release → dynos,
