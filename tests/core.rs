@@ -276,3 +276,87 @@ async fn a_deploy_prepares_each_component_once_and_config_changes_prepare_none()
     );
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_phase_runs_on_config_changes_and_rollbacks_too() {
+    let p = Inproc::start().await;
+    let app = name("phased");
+    let s = p.service.clone();
+    let dir = tempfile::tempdir().unwrap();
+    prebuilt(
+        dir.path(),
+        "web: bin/web\nrelease: bin/probe exit $CODE\n",
+        "phase",
+    );
+    s.create_app(&app).await.unwrap();
+    let code = |v: &str| BTreeMap::from([(ConfigKey::parse("CODE").unwrap(), v.to_owned())]);
+    s.set_config(&app, &code("0"), &[]).await.unwrap();
+    p.deploy("phased", dir.path()).await;
+    let phases = || {
+        s.bus()
+            .recent("phased", 1500)
+            .iter()
+            .filter(|l| l.process.starts_with("release.") && l.text.starts_with("Starting process"))
+            .count()
+    };
+    assert_eq!(phases(), 1, "the deploy ran its release phase");
+
+    // A config change runs it again; its release goes live once it passed.
+    let v3 = s.set_config(&app, &code("0"), &[]).await.unwrap();
+    assert_eq!(
+        (v3.version, v3.status.to_string().as_str()),
+        (3, "succeeded")
+    );
+    assert_eq!(phases(), 2);
+
+    // A phase that fails leaves the app on the release before.
+    let err = s.set_config(&app, &code("3"), &[]).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "release phase failed (status 3): v4 was recorded as failed and is not live; dynos stay on the previous release"
+    );
+    let current = s.current(&app).await.unwrap();
+    assert_eq!((current.version, current.config["CODE"].as_str()), (3, "0"));
+    assert_eq!(
+        s.release(&app, 4).await.unwrap().status.to_string(),
+        "failed"
+    );
+
+    // A rollback runs it too.
+    let v5 = s.rollback(&app, Some(2)).await.unwrap();
+    assert_eq!(
+        (v5.version, v5.status.to_string().as_str()),
+        (5, "succeeded")
+    );
+    assert_eq!(phases(), 4);
+    p.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_formation_dyno_is_started_again() {
+    let p = Inproc::start().await;
+    let app = name("stopped");
+    let dir = tempfile::tempdir().unwrap();
+    prebuilt(dir.path(), "web: bin/web\n", "stop");
+    p.create_and_deploy("stopped", dir.path()).await;
+    let m = p.service.manager().clone();
+    let first = until("web.1 up", 30, || {
+        m.ps(&app)
+            .into_iter()
+            .find(|d| d.name == "web.1" && d.state == "up")
+    })
+    .await;
+    p.service.stop(&app, "web.1").await.unwrap();
+    until("a new web.1 up", 30, || {
+        m.ps(&app)
+            .into_iter()
+            .find(|d| d.name == "web.1" && d.state == "up" && d.updated_at > first.updated_at)
+    })
+    .await;
+    let err = p.service.stop(&app, "web.9").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "stopped has no dyno web.9. Run `wdyno ps -a stopped` to list them."
+    );
+    p.stop().await;
+}

@@ -134,14 +134,17 @@ pub trait Ledger: Send + Sync {
     ) -> Result<Release>;
     /// Ends a pending release's release phase: `ok` makes it current.
     async fn finish_release(&self, app: &AppName, version: u64, ok: bool) -> Result<Release>;
-    /// Appends a release of the current slug with these config changes.
+    /// Appends a release of the current slug with these config changes;
+    /// when it has a `release` process it is pending, as a deploy's, until
+    /// [`Ledger::finish_release`].
     async fn set_config(
         &self,
         app: &AppName,
         set: &BTreeMap<ConfigKey, String>,
         unset: &[ConfigKey],
     ) -> Result<Release>;
-    /// Appends a release with `version`'s slug and config.
+    /// Appends a release with `version`'s slug and config (pending when it
+    /// has a `release` process, as [`Ledger::set_config`]).
     async fn rollback(&self, app: &AppName, version: u64) -> Result<Release>;
 
     /// How many dynos of each type the app runs.

@@ -90,7 +90,12 @@ impl Service {
 
     /// Runs `command` as `release.N` of a pending release and records
     /// whether it succeeded; only then may the release become current.
-    async fn release_phase(&self, app: &AppName, release: &Release, command: &str) -> Result<()> {
+    pub(super) async fn release_phase(
+        &self,
+        app: &AppName,
+        release: &Release,
+        command: &str,
+    ) -> Result<()> {
         let dyno = self
             .manager
             .run_one_off(app, release, "release", command, None)

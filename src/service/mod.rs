@@ -194,8 +194,7 @@ impl Service {
         unset: &[ConfigKey],
     ) -> Result<Release> {
         let release = self.ledger.set_config(app, set, unset).await?;
-        self.manager.reconcile(app).await?;
-        Ok(release)
+        self.go_live(app, release).await
     }
 
     /// `releases:rollback [vN]`: a new release with vN's slug and config
@@ -218,6 +217,24 @@ impl Service {
             }
         };
         let release = self.ledger.rollback(app, target).await?;
+        self.go_live(app, release).await
+    }
+
+    /// A new release of config or rollback: its release phase first when
+    /// it is pending (Heroku runs it on these too), then its dynos.
+    async fn go_live(&self, app: &AppName, release: Release) -> Result<Release> {
+        let release = match release.status {
+            Status::Pending => {
+                let command = release
+                    .process_types
+                    .get("release")
+                    .cloned()
+                    .unwrap_or_default();
+                self.release_phase(app, &release, &command).await?;
+                self.ledger.release(app, release.version).await?
+            }
+            _ => release,
+        };
         self.manager.reconcile(app).await?;
         Ok(release)
     }

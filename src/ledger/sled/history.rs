@@ -65,11 +65,12 @@ impl SledLedger {
     }
 
     /// Appends a release built from `make(current)`; it becomes current at
-    /// once when `activate` (else it is `Pending` until `finish_release`).
+    /// once when `activate` says so (else it is `Pending` until
+    /// `finish_release`).
     fn append(
         &self,
         app: &AppName,
-        activate: bool,
+        activate: Activate,
         make: impl Fn(&Release) -> std::result::Result<Release, LedgerError>,
     ) -> Result<Release> {
         let r = (&self.heads, &self.releases).transaction(|(heads, rels)| {
@@ -94,6 +95,15 @@ impl SledLedger {
                 return abort(LedgerError::ReleaseInProgress(head.last));
             }
             let mut next = make(&current).or_else(abort)?;
+            let activate = match activate {
+                Activate::Now => true,
+                Activate::AfterPhase => false,
+                // Heroku runs the release phase on every new release of
+                // code: config changes and rollbacks too.
+                Activate::UnlessPhase => {
+                    next.slug.is_none() || !next.process_types.contains_key("release")
+                }
+            };
             head.last += 1;
             next.version = head.last;
             next.created_at = now();
@@ -121,6 +131,11 @@ impl SledLedger {
         new: NewRelease,
         activate: bool,
     ) -> Result<Release> {
+        let activate = if activate {
+            Activate::Now
+        } else {
+            Activate::AfterPhase
+        };
         self.append(app, activate, |current| {
             Ok(Release {
                 slug: Some(new.slug.clone()),
@@ -168,7 +183,8 @@ impl SledLedger {
     }
 
     /// `config:set` / `config:unset`: a new release with the changed vars.
-    /// Works before any deploy too (the release then has no slug).
+    /// Works before any deploy too (the release then has no slug). A
+    /// release with a `release` process is `Pending` until its phase ends.
     pub fn set_config(
         &self,
         app: &AppName,
@@ -193,7 +209,7 @@ impl SledLedger {
             (true, false) => format!("Remove {unset_names} config vars"),
             _ => format!("Set {set_names} and remove {unset_names} config vars"),
         };
-        self.append(app, true, |current| {
+        self.append(app, Activate::UnlessPhase, |current| {
             let mut config = current.config.clone();
             for k in unset {
                 if config.remove(k.as_str()).is_none() {
@@ -217,6 +233,7 @@ impl SledLedger {
 
     /// `releases:rollback vN`: a new release with vN's slug, config and
     /// process types. Only a release that succeeded can be rolled back to.
+    /// A release with a `release` process is `Pending` until its phase ends.
     pub fn rollback(&self, app: &AppName, version: u64) -> Result<Release> {
         let target = self.release(app, version)?;
         // A release that succeeded never changes again, so reading it
@@ -227,7 +244,7 @@ impl SledLedger {
                 why: "did not succeed",
             });
         }
-        self.append(app, true, |current| {
+        self.append(app, Activate::UnlessPhase, |current| {
             Ok(Release {
                 slug: target.slug.clone(),
                 config: target.config.clone(),
@@ -237,6 +254,16 @@ impl SledLedger {
             })
         })
     }
+}
+
+/// When an appended release becomes current.
+#[derive(Clone, Copy)]
+enum Activate {
+    Now,
+    /// Pending: the caller runs its release phase.
+    AfterPhase,
+    /// Pending if it has code with a `release` process, else now.
+    UnlessPhase,
 }
 
 /// Bytes of keys and values, as Heroku counts its 32 kB.
