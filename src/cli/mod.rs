@@ -1,16 +1,30 @@
 //! `wdyno`'s command line: Heroku's verbs, talking to the control API.
+//!
+//! This file holds the clap definitions ([`Cmd`]) and sends each verb to
+//! the module of the Heroku concept it is about: [`apps`] (and which app
+//! a command means), [`releases`] (builds, releases, rollback),
+//! [`config`], [`ps`] (dynos, formation, hosts), [`run`] (one-off dynos),
+//! [`logs`] and [`deploy`]. [`format`] prints times and `--json` the way
+//! they all share. [`daemon`] and [`local`] (with [`foreman`]) run the
+//! platform itself rather than talk to it.
 
-mod app;
+mod apps;
+mod config;
 mod daemon;
 mod deploy;
 mod foreman;
+mod format;
 mod local;
-mod show;
+mod logs;
+mod ps;
+mod releases;
+mod run;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use wdyno::api::Client;
 
 /// Heroku's runtime, rebuilt on WebAssembly.
 #[derive(Debug, Parser)]
@@ -198,66 +212,79 @@ pub async fn run(cli: Cli) -> Result<i32> {
             if which != "pre-receive" {
                 bail!("unknown hook {which}");
             }
-            deploy::pre_receive(&home, &app::resolve(&app)?).await
+            deploy::pre_receive(&home, &apps::resolve(&app)?).await
         }
         Cmd::Deploy { dir, app } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
-            deploy::deploy(&home, &app::resolve(&app)?, &dir).await
+            deploy::deploy(&home, &apps::resolve(&app)?, &dir).await
         }
-        Cmd::GitRemote(app) => app::git_remote(&home, &app::resolve(&app)?)
+        Cmd::GitRemote(app) => apps::git_remote(&home, &apps::resolve(&app)?)
             .await
             .map(|()| 0),
-        Cmd::Run {
-            detach: false,
-            app,
-            command,
-        } => {
-            let client = wdyno::api::Client::from_home(&home).context("finding the daemon")?;
-            run_attached(&client, &app::resolve(&app)?, &command.join(" ")).await
-        }
         other => {
-            let client = wdyno::api::Client::from_home(&home).context("finding the daemon")?;
-            show::run(&client, other, json).await.map(|()| 0)
+            let client = Client::from_home(&home).context("finding the daemon")?;
+            api_verb(&client, other, json).await
         }
     }
 }
 
-/// `wdyno run`: the one-off dyno's output here, this terminal's stdin to
-/// it, and its exit status as ours.
-async fn run_attached(
-    client: &wdyno::api::Client,
-    app: &wdyno::names::AppName,
-    command: &str,
-) -> Result<i32> {
-    use std::io::Read;
-    let (tx, rx) = tokio::sync::mpsc::channel::<hyper::body::Bytes>(16);
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin();
-        let mut buf = vec![0u8; 16 * 1024];
-        while let Ok(n @ 1..) = stdin.read(&mut buf) {
-            if tx
-                .blocking_send(hyper::body::Bytes::copy_from_slice(&buf[..n]))
-                .is_err()
-            {
-                break;
-            }
+/// The verbs that are calls to the daemon's API, each to its module.
+async fn api_verb(client: &Client, cmd: Cmd, json: bool) -> Result<i32> {
+    use apps::resolve;
+    match cmd {
+        Cmd::Apps => apps::list(client, json).await?,
+        Cmd::AppsCreate { name, buildpack } => apps::create(client, &name, &buildpack).await?,
+        Cmd::BuildpacksSet { buildpacks, app } => {
+            apps::buildpacks_set(client, &resolve(&app)?, &buildpacks).await?
         }
-    });
-    let mut status: Option<i32> = None;
-    client
-        .stream(
-            http::Method::POST,
-            &format!("/apps/{app}/dynos/attach"),
-            wdyno::api::client::ReqBody::channel(rx),
-            &[("x-wdyno-command", hex::encode(command))],
-            &mut |line| match line.strip_prefix(wdyno::api::EXIT_PREFIX) {
-                Some(code) => status = code.trim().parse().ok(),
-                None => println!("{line}"),
-            },
-        )
-        .await?;
-    match status {
-        Some(code) => Ok(code),
-        None => bail!("the daemon ended the session without the dyno's exit status"),
+        Cmd::AppsDestroy { name, confirm } => {
+            apps::destroy(client, &name, confirm.as_deref()).await?
+        }
+        Cmd::Builds(app) => releases::builds(client, &resolve(&app)?, json).await?,
+        Cmd::Releases(app) => releases::list(client, &resolve(&app)?, json).await?,
+        Cmd::Rollback { version, app } => {
+            releases::rollback(client, &resolve(&app)?, version.as_deref()).await?
+        }
+        Cmd::Config(app) => config::show(client, &resolve(&app)?, json).await?,
+        Cmd::ConfigSet { pairs, app } => config::set(client, &resolve(&app)?, &pairs).await?,
+        Cmd::ConfigUnset { keys, app } => config::unset(client, &resolve(&app)?, &keys).await?,
+        Cmd::ConfigGet { key, app } => config::get(client, &resolve(&app)?, &key).await?,
+        Cmd::Ps(app) => ps::list(client, &resolve(&app)?, json).await?,
+        Cmd::Hosts => ps::hosts(client, json).await?,
+        Cmd::Scale { changes, app } => ps::scale(client, &resolve(&app)?, &changes).await?,
+        Cmd::Restart { dyno, app } => ps::restart(client, &resolve(&app)?, dyno.as_deref()).await?,
+        Cmd::Stop { dyno, app } => ps::stop(client, &resolve(&app)?, &dyno).await?,
+        Cmd::Run {
+            detach,
+            app,
+            command,
+        } => {
+            let (app, command) = (resolve(&app)?, command.join(" "));
+            if !detach {
+                return run::attached(client, &app, &command).await;
+            }
+            run::detached(client, &app, &command).await?
+        }
+        Cmd::Logs {
+            app,
+            tail,
+            ps,
+            source,
+            num,
+        } => {
+            let filter = logs::Filter {
+                tail,
+                ps,
+                source,
+                num,
+            };
+            logs::show(client, &resolve(&app)?, &filter).await?
+        }
+        Cmd::Daemon(_)
+        | Cmd::Local(_)
+        | Cmd::Deploy { .. }
+        | Cmd::GitRemote(_)
+        | Cmd::Hook { .. } => unreachable!("handled in cli::run"),
     }
+    Ok(0)
 }

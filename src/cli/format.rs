@@ -1,0 +1,34 @@
+//! How the CLI prints what the daemon answers: timestamps the way
+//! Heroku's CLI shows them, and `--json` output.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// An RFC 3339 time as `2024/05/01 12:00:00 +0000`; anything else as given.
+pub fn when(t: &str) -> String {
+    DateTime::parse_from_rfc3339(t)
+        .map(|d| {
+            d.with_timezone(&Utc)
+                .format("%Y/%m/%d %H:%M:%S %z")
+                .to_string()
+        })
+        .unwrap_or_else(|_| t.to_owned())
+}
+
+/// How long ago an RFC 3339 time was (`~ 5m ago`); empty if it is not one.
+pub fn ago(t: &str) -> String {
+    let Ok(d) = DateTime::parse_from_rfc3339(t) else {
+        return String::new();
+    };
+    let secs = (Utc::now() - d.with_timezone(&Utc)).num_seconds().max(0);
+    match secs {
+        0..60 => format!("~ {secs}s ago"),
+        60..3600 => format!("~ {}m ago", secs / 60),
+        _ => format!("~ {}h ago", secs / 3600),
+    }
+}
+
+/// `--json`: the daemon's answer, pretty-printed.
+pub fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).expect("JSON prints"));
+}
