@@ -30,6 +30,7 @@
 //! dyno → logbus`; `platform` sits above them all.
 
 pub mod api;
+mod blocking;
 pub mod buildpack;
 pub mod deploy;
 pub mod dyno;

@@ -287,12 +287,11 @@ impl SlugDir {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, SlugError> + Send + 'static,
 ) -> Result<T, SlugError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| SlugError::Io {
-            what: "the slug task".into(),
-            source: io::Error::other(e.to_string()),
-        })?
+    crate::blocking::run(f, |why| SlugError::Io {
+        what: "the slug task".into(),
+        source: io::Error::other(why),
+    })
+    .await
 }
 
 /// Packing, hashing and fsync block: they run on the blocking pool.

@@ -168,13 +168,5 @@ async fn unsafe_builds_run_unsandboxed_and_say_so() {
 
 /// A prebuilt app (the wasm buildpack's): the hello component.
 fn prebuilt() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("bin")).unwrap();
-    std::fs::copy(
-        built_app("hello").join("bin/web.wasm"),
-        dir.path().join("bin/web.wasm"),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("Procfile"), "web: bin/web\n").unwrap();
-    dir
+    common::prebuilt(&built_app("hello").join("bin/web.wasm"))
 }

@@ -5,21 +5,9 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::daemon::Daemon;
-use common::{built_app, until};
+use common::{built_app, prebuilt, until};
 use serde_json::Value;
-
-/// An app dir holding one ready component as `bin/web.wasm` (the wasm
-/// buildpack packs it as is).
-fn prebuilt(component: &Path) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("bin")).unwrap();
-    std::fs::copy(component, dir.path().join("bin/web.wasm")).unwrap();
-    std::fs::write(dir.path().join("Procfile"), "web: bin/web\n").unwrap();
-    dir
-}
 
 fn formation(d: &Daemon, app: &str) -> Value {
     d.api_get(&format!("/apps/{app}/formation"))

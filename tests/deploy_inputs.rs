@@ -9,14 +9,7 @@ use common::daemon::{Daemon, build_cache};
 
 /// A prebuilt app (the hello component and a Procfile) plus `files`.
 fn app_dir(files: &[(&str, &[u8])]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("bin")).unwrap();
-    std::fs::copy(
-        built_app("hello").join("bin/web.wasm"),
-        dir.path().join("bin/web.wasm"),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("Procfile"), "web: bin/web\n").unwrap();
+    let dir = common::prebuilt(&built_app("hello").join("bin/web.wasm"));
     for (path, bytes) in files {
         let p = dir.path().join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();

@@ -229,9 +229,7 @@ impl SledLedger {
 /// Runs a sled operation on the blocking pool: sled's flush waits on the
 /// disk, which must never stall a runtime thread.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| LedgerError::Task(e.to_string()))?
+    crate::blocking::run(f, LedgerError::Task).await
 }
 
 #[async_trait::async_trait]

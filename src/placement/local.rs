@@ -223,12 +223,11 @@ impl LocalHost {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, PlacementError> + Send + 'static,
 ) -> Result<T, PlacementError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| PlacementError::Io {
-            what: "a release's files".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?
+    crate::blocking::run(f, |why| PlacementError::Io {
+        what: "a release's files".into(),
+        source: std::io::Error::other(why),
+    })
+    .await
 }
 
 #[async_trait::async_trait]

@@ -38,6 +38,16 @@ pub fn built_app(name: &str) -> PathBuf {
     build_dir(&src, name)
 }
 
+/// An app dir holding one ready component as `bin/web.wasm` and the
+/// Procfile `web: bin/web` (the wasm buildpack packs it as is).
+pub fn prebuilt(component: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    std::fs::copy(component, dir.path().join("bin/web.wasm")).unwrap();
+    std::fs::write(dir.path().join("Procfile"), "web: bin/web\n").unwrap();
+    dir
+}
+
 pub fn build_dir(src: &Path, name: &str) -> PathBuf {
     let root = scratch().join("apps");
     std::fs::create_dir_all(&root).unwrap();
