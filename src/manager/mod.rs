@@ -153,6 +153,7 @@ struct AppState {
     slots: u32,
 }
 
+/// Decides what runs (see the module doc); one per platform.
 pub struct Manager {
     host: Arc<dyn DynoHost>,
     ledger: Arc<dyn Ledger>,
@@ -169,6 +170,7 @@ pub struct Manager {
 }
 
 impl Manager {
+    /// A manager of the dynos `host` runs, for the apps in `ledger`.
     pub fn new(
         host: Arc<dyn DynoHost>,
         ledger: Arc<dyn Ledger>,
@@ -195,6 +197,7 @@ impl Manager {
         &self.routes
     }
 
+    /// Where the manager's dynos run.
     pub fn host(&self) -> &Arc<dyn DynoHost> {
         &self.host
     }

@@ -75,6 +75,8 @@ pub struct Service {
 }
 
 impl Service {
+    /// The service over the platform's parts (the composition root makes
+    /// one).
     pub fn new(
         ledger: Arc<dyn Ledger>,
         bus: Bus,
@@ -102,16 +104,19 @@ impl Service {
         self.home.join("builds")
     }
 
+    /// The manager, for front ends that show dynos and capacity.
     pub fn manager(&self) -> &Arc<Manager> {
         &self.manager
     }
 
     // Apps.
 
+    /// `apps`: every app, by name.
     pub async fn apps(&self) -> Result<Vec<App>> {
         Ok(self.ledger.apps().await?)
     }
 
+    /// `apps:info`: one app (not found is an error the user can act on).
     pub async fn app(&self, app: &AppName) -> Result<App> {
         Ok(self.ledger.app(app).await?)
     }
@@ -174,14 +179,17 @@ impl Service {
 
     // Releases and config.
 
+    /// `releases`: the app's history, oldest first.
     pub async fn releases(&self, app: &AppName) -> Result<Vec<Release>> {
         Ok(self.ledger.releases(app).await?)
     }
 
+    /// `releases:info vN`.
     pub async fn release(&self, app: &AppName, version: u64) -> Result<Release> {
         Ok(self.ledger.release(app, version).await?)
     }
 
+    /// The release the app's dynos run (its config vars are `config`).
     pub async fn current(&self, app: &AppName) -> Result<Release> {
         Ok(self.ledger.current(app).await?)
     }
@@ -239,12 +247,14 @@ impl Service {
         Ok(release)
     }
 
+    /// `builds`: every build of the app, oldest first.
     pub async fn builds(&self, app: &AppName) -> Result<Vec<Build>> {
         Ok(self.ledger.builds(app).await?)
     }
 
     // Formation and dynos.
 
+    /// `ps:scale` with no arguments: the dynos each type should have.
     pub async fn formation(&self, app: &AppName) -> Result<Formation> {
         Ok(self.ledger.formation(app).await?)
     }
@@ -258,6 +268,7 @@ impl Service {
         Ok(self.manager.scale(app, changes).await?)
     }
 
+    /// `ps`: the dynos running now.
     pub async fn ps(&self, app: &AppName) -> Result<Vec<DynoInfo>> {
         self.ledger.app(app).await?;
         Ok(self.manager.ps(app))
