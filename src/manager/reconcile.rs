@@ -87,6 +87,15 @@ impl Manager {
         lp.wake.notify_one();
     }
 
+    /// Wakes the app's loop if the app still has one (a backoff timer of a
+    /// destroyed app must not start a loop again).
+    pub(super) fn poke(&self, app: &AppName) {
+        if let Some(lp) = self.existing_loop(app) {
+            lp.requested.fetch_add(1, Ordering::SeqCst);
+            lp.wake.notify_one();
+        }
+    }
+
     /// Wakes the app's loop and waits until a pass that began after this
     /// call has ended; returns that pass's error, if any.
     pub async fn reconcile(self: &Arc<Self>, app: &AppName) -> Result<(), ManagerError> {

@@ -93,7 +93,7 @@ impl Manager {
         let (me, app) = (self.clone(), app.clone());
         self.tasks.spawn(async move {
             tokio::time::sleep(delay).await;
-            me.request(&app);
+            me.poke(&app);
         });
     }
 
