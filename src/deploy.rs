@@ -86,90 +86,83 @@ impl Builder {
         let packs = buildpack::resolve(&self.home.join("buildpacks"), buildpacks)?;
         let (home, cache_root) = (self.home.clone(), self.cache.clone());
         let app_name = app.to_string();
-        let (work, cache) = tokio::task::spawn_blocking(move || {
-            let work = tempfile::Builder::new()
-                .prefix(&format!("{app_name}-"))
-                .tempdir_in(ensure(&home.join("builds"))?)
-                .map_err(io("creating a build dir"))?;
-            let cache = ensure(&cache_root.join(&app_name))?;
-            Ok::<_, BuildError>((work, cache))
-        })
-        .await
-        .map_err(|e| BuildError::Io {
-            what: "the build task".into(),
-            source: std::io::Error::other(e.to_string()),
-        })??;
-        let build_dir = work.path().join("app");
-        let env_dir = work.path().join("env");
         let timeout = self.compile_timeout;
         let runtime = self.runtime.clone();
         let source = source.to_owned();
         let config = config.clone();
         let say2 = say.clone();
         let iso = self.isolation.clone();
-        let bdir = build_dir.clone();
         // Buildpacks are processes and slugs are files: this part blocks.
-        let (procfile, components) = tokio::task::spawn_blocking(move || {
-            let build_dir = bdir;
-            let say = |s: String| {
-                let _ = say2.send(s);
-            };
-            // What .gitignore and .slugignore leave out is never built.
-            crate::slugignore::copy_source(&source, &build_dir)?;
-            std::fs::create_dir_all(&env_dir).map_err(io("creating the env dir"))?;
-            for (k, v) in &config {
-                std::fs::write(env_dir.join(k), v).map_err(io("writing the env dir"))?;
-            }
-            let dirs = buildpack::Dirs {
-                build: &build_dir,
-                cache: &cache,
-                env: &env_dir,
-            };
-            if let buildpack::Isolation::Unsandboxed = iso {
-                say(UNSANDBOXED.into());
-            }
-            let (pack, name) = buildpack::detect(&packs, &iso, dirs)?;
-            say(format!("-----> {name} app detected"));
-            pack.compile(&iso, dirs, timeout, &mut |l| say(l.to_owned()))?;
-            let defaults = pack.release(&iso, dirs)?;
-            say("-----> Discovering process types".into());
-            let procfile = match std::fs::read_to_string(build_dir.join("Procfile")) {
-                Ok(text) => Procfile::parse(&text)?,
-                Err(_) => Procfile::from_defaults(&defaults)?,
-            };
-            if procfile.is_empty() {
-                return Err(BuildError::NoProcesses);
-            }
-            let types: Vec<String> = procfile.iter().map(|(t, _)| t.to_string()).collect();
-            say(format!(
-                "       Procfile declares types -> {}",
-                types.join(", ")
-            ));
-            let built = list_components(&build_dir);
-            let mut components = Vec::new();
-            procfile.check_components(&built, |component| {
-                let path = build_dir.join(component);
-                if !path.is_file() {
-                    return None;
+        let built = crate::blocking::run(
+            move || {
+                let work = tempfile::Builder::new()
+                    .prefix(&format!("{app_name}-"))
+                    .tempdir_in(ensure(&home.join("builds"))?)
+                    .map_err(io("creating a build dir"))?;
+                let cache = ensure(&cache_root.join(&app_name))?;
+                let build_dir = work.path().join("app");
+                let env_dir = work.path().join("env");
+                let say = |s: String| {
+                    let _ = say2.send(s);
+                };
+                // What .gitignore and .slugignore leave out is never built.
+                crate::slugignore::copy_source(&source, &build_dir)?;
+                std::fs::create_dir_all(&env_dir).map_err(io("creating the env dir"))?;
+                for (k, v) in &config {
+                    std::fs::write(env_dir.join(k), v).map_err(io("writing the env dir"))?;
                 }
-                Some(match runtime.prepare(&path) {
-                    Ok(p) => {
-                        components.push(p);
-                        Ok(())
+                let dirs = buildpack::Dirs {
+                    build: &build_dir,
+                    cache: &cache,
+                    env: &env_dir,
+                };
+                if let buildpack::Isolation::Unsandboxed = iso {
+                    say(UNSANDBOXED.into());
+                }
+                let (pack, name) = buildpack::detect(&packs, &iso, dirs)?;
+                say(format!("-----> {name} app detected"));
+                pack.compile(&iso, dirs, timeout, &mut |l| say(l.to_owned()))?;
+                let defaults = pack.release(&iso, dirs)?;
+                say("-----> Discovering process types".into());
+                let procfile = match std::fs::read_to_string(build_dir.join("Procfile")) {
+                    Ok(text) => Procfile::parse(&text)?,
+                    Err(_) => Procfile::from_defaults(&defaults)?,
+                };
+                if procfile.is_empty() {
+                    return Err(BuildError::NoProcesses);
+                }
+                let types: Vec<String> = procfile.iter().map(|(t, _)| t.to_string()).collect();
+                say(format!(
+                    "       Procfile declares types -> {}",
+                    types.join(", ")
+                ));
+                let built = list_components(&build_dir);
+                let mut components = Vec::new();
+                procfile.check_components(&built, |component| {
+                    let path = build_dir.join(component);
+                    if !path.is_file() {
+                        return None;
                     }
-                    Err(crate::dyno::DynoError::NotADyno { found, .. }) => Err(found),
-                    Err(other) => Err(other.to_string()),
-                })
-            })?;
-            say("-----> Compressing...".into());
-            Ok::<_, BuildError>((procfile, components))
-        })
-        .await
-        .map_err(|e| BuildError::Io {
-            what: "the build task".into(),
-            source: std::io::Error::other(e.to_string()),
-        })??;
-        let (slug, size) = self.slugs.put(&build_dir).await?;
+                    Some(match runtime.prepare(&path) {
+                        Ok(p) => {
+                            components.push(p);
+                            Ok(())
+                        }
+                        Err(crate::dyno::DynoError::NotADyno { found, .. }) => Err(found),
+                        Err(other) => Err(other.to_string()),
+                    })
+                })?;
+                say("-----> Compressing...".into());
+                Ok((work, procfile, components))
+            },
+            |why| BuildError::Io {
+                what: "the build task".into(),
+                source: std::io::Error::other(why),
+            },
+        )
+        .await;
+        let (work, procfile, components) = built?;
+        let (slug, size) = self.slugs.put(&work.path().join("app")).await?;
         let _ = say.send(format!(
             "       Done: {:.1}M",
             size as f64 / (1024.0 * 1024.0)

@@ -35,6 +35,14 @@ pub(super) struct AppLoop {
 }
 
 impl AppLoop {
+    /// Asks for a pass; returns the request's number (a pass that serves
+    /// it reports at least that number as done).
+    fn wake(&self) -> u64 {
+        let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        self.wake.notify_one();
+        ticket
+    }
+
     pub(super) fn lock(&self) -> MutexGuard<'_, AppState> {
         self.state.lock().expect("app state lock poisoned")
     }
@@ -82,17 +90,14 @@ impl Manager {
 
     /// Wakes the app's loop without waiting for it.
     pub fn request(self: &Arc<Self>, app: &AppName) {
-        let lp = self.app_loop(app);
-        lp.requested.fetch_add(1, Ordering::SeqCst);
-        lp.wake.notify_one();
+        self.app_loop(app).wake();
     }
 
     /// Wakes the app's loop if the app still has one (a backoff timer of a
     /// destroyed app must not start a loop again).
     pub(super) fn poke(&self, app: &AppName) {
         if let Some(lp) = self.existing_loop(app) {
-            lp.requested.fetch_add(1, Ordering::SeqCst);
-            lp.wake.notify_one();
+            lp.wake();
         }
     }
 
@@ -101,8 +106,7 @@ impl Manager {
     pub async fn reconcile(self: &Arc<Self>, app: &AppName) -> Result<(), ManagerError> {
         let lp = self.app_loop(app);
         let mut done = lp.done.subscribe();
-        let ticket = lp.requested.fetch_add(1, Ordering::SeqCst) + 1;
-        lp.wake.notify_one();
+        let ticket = lp.wake();
         tokio::select! {
             served = done.wait_for(|(served, _)| *served >= ticket) => match served {
                 Ok(pass) => match &pass.1 {
