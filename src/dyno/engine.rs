@@ -334,13 +334,19 @@ impl Runtime {
         let compiled = self.engine.precompile_component(bytes).map_err(invalid)?;
         self.compilations
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, &compiled)
-            .and_then(|()| std::fs::rename(&tmp, &cached))
-            .map_err(|e| DynoError::Io {
-                what: format!("writing {}", cached.display()),
-                source: e,
-            })?;
+        // A name of its own per writer: two threads (or processes) that
+        // compile the same component at once each rename a whole file, and
+        // the last rename wins with identical bytes.
+        static WRITERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let writer = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = cached.with_extension(format!("tmp{}-{writer}", std::process::id()));
+        if let Err(e) =
+            std::fs::write(&tmp, &compiled).and_then(|()| std::fs::rename(&tmp, &cached))
+        {
+            // The cache only saves time: a dyno still runs without it.
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("not caching {}: {e}", cached.display());
+        }
         // SAFETY: just produced by this engine from these bytes.
         unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(invalid)
     }
