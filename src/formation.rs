@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::names::ProcessType;
 
+/// The size every dyno has, as Heroku names sizes: one pooled wasm
+/// instance with the platform's memory quota.
+pub const DYNO_SIZE: &str = "Basic";
+
 /// Process type → dyno count. Serializes as a JSON object
 /// (`{"web": 2, "worker": 1}`); a type absent counts 0.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

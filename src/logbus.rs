@@ -44,7 +44,8 @@ impl Source {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "app" => Some(Source::App),
-            "wdyno" => Some(Source::Wdyno),
+            // Heroku's name for the platform's own lines.
+            "wdyno" | "heroku" => Some(Source::Wdyno),
             _ => None,
         }
     }

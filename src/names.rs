@@ -79,6 +79,27 @@ impl AppName {
         }
         Ok(AppName(s.to_owned()))
     }
+
+    /// A made-up name, as Heroku gives an app created without one:
+    /// `adjective-noun-12345`.
+    pub fn generate() -> Self {
+        use rand::RngExt;
+        const ADJECTIVES: &[&str] = &[
+            "amber", "brisk", "calm", "dapper", "eager", "fuzzy", "gentle", "hidden", "icy",
+            "jolly", "keen", "lively", "mellow", "nimble", "polar", "quiet", "rapid", "sunny",
+            "tidy", "vast", "warm", "young", "zesty", "floating", "shining", "stormy",
+        ];
+        const NOUNS: &[&str] = &[
+            "anchor", "brook", "canyon", "dawn", "ember", "forest", "garden", "harbor", "island",
+            "lake", "meadow", "nebula", "ocean", "peak", "river", "sierra", "thicket", "valley",
+            "willow", "badlands", "citadel", "fjord", "glacier", "lagoon", "mesa", "tundra",
+        ];
+        let mut rng = rand::rng();
+        let adjective = ADJECTIVES[rng.random_range(0..ADJECTIVES.len())];
+        let noun = NOUNS[rng.random_range(0..NOUNS.len())];
+        let n: u32 = rng.random_range(10_000..100_000);
+        AppName(format!("{adjective}-{noun}-{n}"))
+    }
 }
 
 impl ProcessType {

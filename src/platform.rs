@@ -178,6 +178,7 @@ impl Platform {
             manager,
             builder,
             home.clone(),
+            owner_email(),
         ));
         for app in ledger.apps().await? {
             service.opened(&app.name);
@@ -222,6 +223,22 @@ impl Platform {
         write_private(&self.home.join("router"), &format!("http://{router}\n"))
     }
 
+    /// What the API adds to records on this host: the owner, the router's
+    /// port, the home.
+    pub fn site(&self, router_port: u16) -> crate::api::Site {
+        let owner = owner_email();
+        let since = std::fs::metadata(self.home.join("api-token"))
+            .and_then(|m| m.modified())
+            .map(chrono::DateTime::<chrono::Utc>::from)
+            .unwrap_or_else(|_| chrono::Utc::now());
+        crate::api::Site {
+            owner,
+            router_port,
+            home: self.home.clone(),
+            since,
+        }
+    }
+
     /// Runs the API and the router on the given listeners, reconciles every
     /// app, and on `shutdown` stops every dyno through the stop sequence
     /// before returning.
@@ -242,7 +259,11 @@ impl Platform {
         };
         let api_task = tokio::spawn(crate::api::serve(
             api,
-            crate::api::Api::new(self.service.clone(), self.token.clone()),
+            crate::api::Api::new(
+                self.service.clone(),
+                self.token.clone(),
+                self.site(router_addr.port()),
+            ),
             self.max_api_connections,
             wait(stop_rx.clone()),
         ));
@@ -375,4 +396,16 @@ fn write_private(path: &Path, text: &str) -> Result<(), PlatformError> {
     f.write_all(text.as_bytes())
         .map_err(io(format!("writing {}", tmp.display())))?;
     std::fs::rename(&tmp, path).map_err(io(format!("writing {}", path.display())))
+}
+
+/// The email of the account a daemon serves: `WDYNO_OWNER_EMAIL`, else
+/// `$USER@localhost`.
+pub fn owner_email() -> String {
+    std::env::var("WDYNO_OWNER_EMAIL").unwrap_or_else(|_| {
+        let user = std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "wdyno".into());
+        format!("{user}@localhost")
+    })
 }

@@ -9,8 +9,20 @@ use common::daemon::Daemon;
 use common::{built_app, prebuilt, until};
 use serde_json::Value;
 
+/// The formation as `{"web": 2, …}` (the API lists Heroku's entries).
 fn formation(d: &Daemon, app: &str) -> Value {
-    d.api_get(&format!("/apps/{app}/formation"))
+    let list = d.api_get(&format!("/apps/{app}/formation"));
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["type"].as_str().unwrap().to_owned(),
+                f["quantity"].clone(),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,30 +155,30 @@ async fn logs_n_1500_is_exactly_the_newest_lines_and_a_quiet_apps_tail_loses_not
 
     let run = p
         .service
-        .run_detached(&loud, "bin/probe lines 5000")
+        .run_detached(&loud, "bin/probe lines 5000", &BTreeMap::new())
         .await
         .unwrap();
-    let lines = |app: &str, query: &str| {
+    let lines = |app: &str, n: u64, source: Option<&str>, dyno: Option<&str>| {
         let api = p.api.clone();
-        let path = format!("/apps/{app}/log-stream?{query}");
+        let app = app.to_owned();
+        let session = wdyno::api::schema::LogSessionCreate {
+            lines: Some(n),
+            source: source.map(str::to_owned),
+            dyno: dyno.map(str::to_owned),
+            ..Default::default()
+        };
         async move {
             let mut got = Vec::new();
-            api.stream(
-                http::Method::GET,
-                &path,
-                bytes::Bytes::new(),
-                &[],
-                &mut |l| got.push(l.to_owned()),
-            )
-            .await
-            .unwrap();
+            api.logs(&app, &session, &mut |l| got.push(l.to_owned()))
+                .await
+                .unwrap();
             got
         }
     };
     let exited = format!("wdyno[{run}]: Process exited with status 0");
     let mut all = Vec::new();
     for _ in 0..600 {
-        all = lines("loud", "lines=1500").await;
+        all = lines("loud", 1500, None, None).await;
         if all.iter().any(|l| l.ends_with(&exited)) {
             break;
         }
@@ -199,7 +199,7 @@ async fn logs_n_1500_is_exactly_the_newest_lines_and_a_quiet_apps_tail_loses_not
     assert_eq!(ring.len(), 1500);
     assert_eq!(all, ring, "-n 1500 is the newest 1500 lines, in order");
 
-    let own = lines("loud", &format!("lines=1000&source=app&ps={run}")).await;
+    let own = lines("loud", 1000, Some("app"), Some(&run)).await;
     let text: Vec<String> = own
         .iter()
         .map(|l| l.split_once("]: ").expect("a log line").1.to_owned())
@@ -219,7 +219,7 @@ async fn logs_n_1500_is_exactly_the_newest_lines_and_a_quiet_apps_tail_loses_not
     );
 
     p.service
-        .run_detached(&quiet, "bin/probe lines 1")
+        .run_detached(&quiet, "bin/probe lines 1", &BTreeMap::new())
         .await
         .unwrap();
     let first_own = within(30, "the quiet app's line", async {
@@ -359,4 +359,65 @@ async fn a_stopped_formation_dyno_is_started_again() {
         "stopped has no dyno web.9. Run `wdyno ps -a stopped` to list them."
     );
     p.stop().await;
+}
+
+/// What a raw connection to `addr` is answered to `request` (read to EOF).
+async fn raw_answer(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = tcp.write_all(request).await;
+    let mut out = Vec::new();
+    let _ = tcp.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_answers_503_past_its_connection_cap_and_serves_again_below_it() {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = wdyno::router::RouterConfig {
+        max_connections: 2,
+        ..Default::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(wdyno::router::serve(
+        listener,
+        wdyno::router::RouteTable::new(),
+        wdyno::logbus::LocalBus::shared(),
+        cfg,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let ask = b"GET / HTTP/1.1\r\nHost: nothing.localhost\r\nConnection: close\r\n\r\n";
+
+    // Two clients that send nothing hold both connections.
+    let first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let third = within(5, "the third connection's answer", raw_answer(addr, ask)).await;
+    assert!(
+        third.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{third}"
+    );
+    assert!(third.contains("connection: close\r\n"), "{third}");
+    assert!(third.contains("<h1>Application error</h1>"), "{third}");
+
+    // Below the cap again, a request is routed (to no app: 404).
+    drop(first);
+    let answer = within(5, "a connection below the cap", async {
+        loop {
+            let a = raw_answer(addr, ask).await;
+            if !a.starts_with("HTTP/1.1 503") {
+                return a;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
+    drop(second);
+    let _ = stop.send(());
+    within(10, "the router's shutdown", serving).await.unwrap();
 }

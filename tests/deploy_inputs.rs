@@ -21,7 +21,7 @@ fn app_dir(files: &[(&str, &[u8])]) -> tempfile::TempDir {
 /// The file paths in the current release's slug.
 fn slug_files(d: &Daemon, app: &str) -> Vec<String> {
     let releases = d.json(&["releases", "-a", app]);
-    let slug = releases.as_array().unwrap().last().unwrap()["slug"]
+    let slug = releases.as_array().unwrap().last().unwrap()["slug"]["id"]
         .as_str()
         .unwrap()
         .to_owned();

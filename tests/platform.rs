@@ -120,11 +120,14 @@ async fn scale_to_ten_spreads_requests_uniformly() {
     let d = Daemon::start(&["--router-seed", "7"]);
     d.create_and_deploy("probe", &repo().join("tests/apps/probe"));
     let out = d.cli(&["ps:scale", "web=10", "-a", "probe"]).ok();
-    assert_eq!(out.stdout, "Scaling dynos... done, now running web=10\n");
+    assert_eq!(
+        out.stdout,
+        "Scaling dynos... done, now running web at 10:Basic\n"
+    );
     until("10 web dynos up", 60, || d.all_up("probe", 10)).await;
     let text = d.cli(&["ps", "-a", "probe"]).ok().stdout;
     assert!(
-        text.starts_with("=== web (10): bin/web\nweb.1: up "),
+        text.starts_with("=== web (Basic): bin/web (10)\n\nweb.1: up "),
         "{text}"
     );
     assert_eq!(text.matches(": up ").count(), 10, "{text}");
@@ -260,7 +263,10 @@ async fn a_daemon_restart_brings_back_the_same_formation_and_release() {
     d.restart();
     until("2 up again", 30, || d.all_up("probe", 2)).await;
     let list = d.ps("probe");
-    assert!(list.iter().all(|x| x["release"] == 2), "{list:?}");
+    assert!(
+        list.iter().all(|x| x["release"]["version"] == 2),
+        "{list:?}"
+    );
     assert_eq!(d.get("probe", "/greeting").await, (200, "back".to_owned()));
 }
 
@@ -294,7 +300,7 @@ async fn a_deploy_under_steady_traffic_fails_no_request() {
     until("old dynos gone", 30, || {
         let list = d.ps("steady");
         list.iter()
-            .all(|x| x["release"] == 2 && x["state"] == "up")
+            .all(|x| x["release"]["version"] == 2 && x["state"] == "up")
             .then_some(())
     })
     .await;
@@ -366,16 +372,21 @@ async fn logs_follow_one_dyno_and_a_stuck_reader_does_not_slow_the_router() {
     d.cli(&["ps:scale", "web=2", "-a", "probe"]).ok();
     until("2 up", 30, || d.all_up("probe", 2)).await;
 
-    // A reader of a log stream that never reads a byte.
+    // A reader of a log session that never reads a byte.
     let api = api_url(&d);
-    let token = std::fs::read_to_string(d.home().join("api-token")).unwrap();
+    let session = d.api_post(
+        "/apps/probe/log-sessions",
+        serde_json::json!({"tail": true}),
+    );
+    let url = session["logplex_url"].as_str().unwrap();
+    let at = url.trim_start_matches("http://");
+    let (host, path) = at.split_at(at.find('/').unwrap());
+    assert_eq!(
+        host, api,
+        "the session's URL names the API as it was reached"
+    );
     let mut stuck = std::net::TcpStream::connect(&api).unwrap();
-    write!(
-        stuck,
-        "GET /apps/probe/log-stream?tail=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
-        token.trim()
-    )
-    .unwrap();
+    write!(stuck, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
 
     let mut tail = std::process::Command::new(common::daemon::WDYNO)
         .args(["logs", "--tail", "--ps", "web.2", "-n", "0", "-a", "probe"])

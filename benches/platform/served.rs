@@ -95,7 +95,7 @@ impl Served {
             .api(
                 "PATCH",
                 &format!("/apps/{app}/formation"),
-                Some(json!({"web": n})),
+                Some(json!({"updates": [{"type": "web", "quantity": n}]})),
             )
             .await;
         assert_eq!(status, 200, "scaling web to {n}: {body}");

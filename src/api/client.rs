@@ -9,6 +9,8 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::schema::{LogSession, LogSessionCreate};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
@@ -58,6 +60,46 @@ pub fn path(segments: &[&str], query: &[(&str, &str)]) -> String {
         url.query_pairs_mut().extend_pairs(query);
     }
     url[url::Position::BeforePath..].to_owned()
+}
+
+/// Reads server-sent events out of the chunks of a body.
+#[derive(Default)]
+pub struct SseParser {
+    buf: Vec<u8>,
+    name: Option<String>,
+    data: Option<String>,
+}
+
+impl SseParser {
+    /// Takes a chunk; calls `event` for each event it completes.
+    pub fn feed(&mut self, chunk: &[u8], event: &mut dyn FnMut(Option<&str>, &str)) {
+        self.buf.extend_from_slice(chunk);
+        while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
+            let raw: Vec<u8> = self.buf.drain(..=nl).collect();
+            let line = String::from_utf8_lossy(&raw[..raw.len() - 1]);
+            let line = line.strip_suffix('\r').unwrap_or(&line);
+            if line.is_empty() {
+                if let Some(data) = self.data.take() {
+                    event(self.name.as_deref(), &data);
+                }
+                self.name = None;
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => self.name = Some(value.to_owned()),
+                "data" => match &mut self.data {
+                    Some(d) => {
+                        d.push('\n');
+                        d.push_str(value);
+                    }
+                    None => self.data = Some(value.to_owned()),
+                },
+                _ => {}
+            }
+        }
+    }
 }
 
 /// A client for one daemon.
@@ -180,32 +222,69 @@ impl Client {
         self.json(Method::GET, path, Value::Null).await
     }
 
-    /// A request whose answer is streamed text: each line goes to `line`.
-    pub async fn stream(
+    /// A GET with headers of its own (a `Range`).
+    pub async fn get_with<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> Result<T, ClientError> {
+        let resp = self
+            .send_raw(Method::GET, path, Bytes::new(), headers)
+            .await?;
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?
+            .to_bytes();
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Http(format!("reading the answer: {e}")))
+    }
+
+    /// A request whose answer is a stream of server-sent events: each
+    /// event's name (`None` for a plain `message`) and data go to `event`.
+    pub async fn events(
         &self,
         method: Method,
         path: &str,
         body: impl Into<ReqBody>,
         extra: &[(&str, String)],
-        line: &mut dyn FnMut(&str),
+        event: &mut dyn FnMut(Option<&str>, &str),
     ) -> Result<(), ClientError> {
         let resp = self.send_raw(method, path, body, extra).await?;
         let mut body = resp.into_body();
-        let mut buf: Vec<u8> = Vec::new();
+        let mut sse = SseParser::default();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ClientError::Http(e.to_string()))?;
             if let Some(data) = frame.data_ref() {
-                buf.extend_from_slice(data);
-                while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-                    let l: Vec<u8> = buf.drain(..=nl).collect();
-                    line(String::from_utf8_lossy(&l[..l.len() - 1]).as_ref());
-                }
+                sse.feed(data, event);
             }
         }
-        if !buf.is_empty() {
-            line(String::from_utf8_lossy(&buf).as_ref());
-        }
         Ok(())
+    }
+
+    /// `logs`: makes a log session, then streams its lines to `line` until
+    /// the daemon ends it (at once without `tail`).
+    pub async fn logs(
+        &self,
+        app: &str,
+        session: &LogSessionCreate,
+        line: &mut dyn FnMut(&str),
+    ) -> Result<(), ClientError> {
+        let made: LogSession = self
+            .json(
+                Method::POST,
+                &path(&["apps", app, "log-sessions"], &[]),
+                serde_json::to_value(session).expect("a session serializes"),
+            )
+            .await?;
+        let url = url::Url::parse(&made.logplex_url)
+            .map_err(|e| ClientError::Http(format!("the log session's URL: {e}")))?;
+        let at = &url[url::Position::BeforePath..];
+        self.events(Method::GET, at, Bytes::new(), &[], &mut |_, data| {
+            line(data)
+        })
+        .await
     }
 
     /// Whether a status is "not found" (for friendlier messages).
@@ -229,6 +308,26 @@ mod tests {
     }
 
     #[test]
+    fn server_sent_events_split_across_chunks_come_out_whole() {
+        let mut p = super::SseParser::default();
+        let mut got = Vec::new();
+        let mut on =
+            |name: Option<&str>, data: &str| got.push((name.map(str::to_owned), data.to_owned()));
+        p.feed(b"event: line\ndata: one\n\nda", &mut on);
+        p.feed(b"ta: two\r\ndata: lines\n\n: a comment\n\n", &mut on);
+        p.feed(b"event: exit\ndata: 3\n", &mut on);
+        p.feed(b"\n", &mut on);
+        assert_eq!(
+            got,
+            vec![
+                (Some("line".into()), "one".into()),
+                (None, "two\nlines".into()),
+                (Some("exit".into()), "3".into()),
+            ]
+        );
+    }
+
+    #[test]
     fn paths_encode_each_segment_and_query_value() {
         assert_eq!(
             path(&["apps", "a", "dynos", "web 1"], &[]),
@@ -236,10 +335,10 @@ mod tests {
         );
         assert_eq!(
             path(
-                &["apps", "a", "log-stream"],
+                &["apps", "a", "builds"],
                 &[("lines", "100"), ("dyno", "web.1&lines=1")]
             ),
-            "/apps/a/log-stream?lines=100&dyno=web.1%26lines%3D1"
+            "/apps/a/builds?lines=100&dyno=web.1%26lines%3D1"
         );
         assert_eq!(path(&["apps", "a/b"], &[]), "/apps/a%2Fb");
     }

@@ -1,26 +1,29 @@
 //! The control API (HTTP/JSON on 127.0.0.1, bearer token required), shaped
 //! after the Heroku Platform API, and the client the CLI uses.
 //!
+//! The request and answer bodies are one typed contract, [`schema`], in
+//! the shapes of the Heroku Platform API v3, so the official `heroku` CLI
+//! drives wdyno (`HEROKU_HOST=http://127.0.0.1:PORT`,
+//! `HEROKU_API_KEY=TOKEN`); wdyno's own CLI reads the same types.
 //! Handlers are split by resource (`apps`, `releases` with config vars and
 //! builds, `formation`, `dynos`, `logs`); each parses its request, calls
-//! one [`crate::service::Service`] method and maps the result.
+//! one [`crate::service::Service`] method and maps the result into the
+//! contract ([`present`]).
 
 mod apps;
 pub mod client;
 mod dynos;
 mod formation;
 mod logs;
+mod present;
 mod releases;
 mod reply;
+pub mod schema;
 mod server;
 
 pub use client::Client;
+pub use present::Site;
 pub use server::{Api, serve};
-
-/// Prefix of the last line of a streamed build: `ok vN` or `error MESSAGE`.
-pub const RESULT_PREFIX: &str = "wdyno-result: ";
-/// Prefix of the last line of an attached one-off dyno: its exit status.
-pub const EXIT_PREFIX: &str = "wdyno-exit: ";
 /// Connections the API serves at once. Far above what the CLI and a
 /// dashboard open; a client past it gets a 503 and the connection closes,
 /// so a flood of connections cannot take the daemon's descriptors.

@@ -1,5 +1,5 @@
 //! Replies and errors: JSON `{"id": "...", "message": "..."}` with the
-//! status that fits, and streamed text replies.
+//! status that fits, pages of lists, and server-sent event streams.
 
 use std::convert::Infallible;
 
@@ -106,25 +106,24 @@ pub(super) fn error_reply(e: ApiError) -> Response<Body> {
     json_reply(e.status, &json!({"id": e.id, "message": e.message}))
 }
 
-/// A streamed text reply fed by a channel of lines.
-pub(super) fn stream_reply(rx: tokio::sync::mpsc::UnboundedReceiver<String>) -> Response<Body> {
-    lines_reply(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|line| (line, rx))
-    }))
+/// The events a channel's receiver yields, as a stream.
+pub(super) fn unbounded_events(
+    rx: tokio::sync::mpsc::UnboundedReceiver<Event>,
+) -> impl futures::Stream<Item = Event> + Send + Sync + 'static {
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|ev| (ev, rx)) },
+    )
 }
 
-/// A streamed text reply: one line per item.
-pub(super) fn lines_reply(
-    lines: impl futures::Stream<Item = String> + Send + Sync + 'static,
-) -> Response<Body> {
-    use futures::StreamExt;
-    let frames = lines.map(|line| Ok::<_, Infallible>(Frame::data(Bytes::from(line + "\n"))));
-    let mut r = Response::new(BodyExt::boxed(StreamBody::new(frames)));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
+/// The events a bounded channel's receiver yields, as a stream.
+pub(super) fn events(
+    rx: tokio::sync::mpsc::Receiver<Event>,
+) -> impl futures::Stream<Item = Event> + Send + Sync + 'static {
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|ev| (ev, rx)) },
+    )
 }
 
 pub(super) async fn read_json(req: Request<Incoming>) -> Result<Value, ApiError> {
@@ -138,6 +137,67 @@ pub(super) async fn read_json(req: Request<Incoming>) -> Result<Value, ApiError>
     }
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(format!("the request body is not valid JSON: {e}")))
+}
+
+/// A request body of the API's contract; an empty body reads as `{}`.
+pub(super) async fn read_body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, ApiError> {
+    let v = match read_json(req).await? {
+        Value::Null => json!({}),
+        v => v,
+    };
+    serde_json::from_value(v).map_err(|e| ApiError::bad(format!("the request body: {e}")))
+}
+
+/// An event of a streamed answer: its name (`None`: a plain `message`)
+/// and its data.
+pub(super) type Event = (Option<&'static str>, String);
+
+/// A server-sent events answer; it ends with the stream. Each line of an
+/// event's data is a `data:` field of its own.
+pub(super) fn sse_reply(
+    events: impl futures::Stream<Item = Event> + Send + Sync + 'static,
+) -> Response<Body> {
+    use futures::StreamExt;
+    let events = events.map(|(name, data)| {
+        let mut text = String::with_capacity(data.len() + 24);
+        if let Some(name) = name {
+            text.push_str("event: ");
+            text.push_str(name);
+            text.push('\n');
+        }
+        for line in data.split('\n') {
+            text.push_str("data: ");
+            text.push_str(line.strip_suffix('\r').unwrap_or(line));
+            text.push('\n');
+        }
+        text.push('\n');
+        Ok::<_, Infallible>(Frame::data(Bytes::from(text)))
+    });
+    let mut r = Response::new(BodyExt::boxed(StreamBody::new(events)));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache"),
+    );
+    r
+}
+
+/// A page of a list: 206 with `Next-Range` when more follow, else 200.
+pub(super) fn page_reply(v: &impl serde::Serialize, next: Option<String>) -> Reply {
+    let Some(next) = next else {
+        return ok(v);
+    };
+    let mut r = json_reply(StatusCode::PARTIAL_CONTENT, v);
+    if let Ok(value) = header::HeaderValue::from_str(&next) {
+        r.headers_mut().insert("next-range", value);
+    }
+    Ok(r)
 }
 
 /// An app name from a path: one that cannot be an app is simply not found.

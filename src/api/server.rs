@@ -10,22 +10,30 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use super::reply::{ApiError, Reply, app_name, error_reply, json_reply, ok};
+use super::logs::Sessions;
+use super::present::Site;
+use super::reply::{ApiError, Reply, app_name, error_reply, ok};
+use super::schema::Range;
 use super::{apps, dynos, formation, logs, releases};
 use crate::service::Service;
 
-/// What the handlers share: the service layer and the token.
+/// What the handlers share: the service layer, the token, what the API
+/// adds to records, and the open log sessions.
 #[derive(Clone)]
 pub struct Api {
     pub(super) service: Arc<Service>,
     token: Arc<str>,
+    site: Arc<Site>,
+    sessions: Arc<Sessions>,
 }
 
 impl Api {
-    pub fn new(service: Arc<Service>, token: String) -> Self {
+    pub fn new(service: Arc<Service>, token: String, site: Site) -> Self {
         Api {
             service,
             token: token.into(),
+            site: Arc::new(site),
+            sessions: Arc::default(),
         }
     }
 
@@ -100,13 +108,6 @@ async fn refuse(mut tcp: tokio::net::TcpStream, cap: usize) {
 }
 
 async fn handle(api: Api, req: Request<Incoming>) -> Reply {
-    if !api.authorized(&req) {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Invalid credentials provided: send the token in $WDYNO_HOME/api-token as `Authorization: Bearer TOKEN`",
-        ));
-    }
     let path = req.uri().path().trim_end_matches('/').to_owned();
     // Each segment percent-decoded (`web%201` is the dyno name `web 1`).
     let decoded: Vec<String> = path
@@ -121,17 +122,50 @@ async fn handle(api: Api, req: Request<Incoming>) -> Reply {
     let parts: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let method = req.method().clone();
     let s = &api.service;
+    // A log session's URL is its own credential.
+    if let (&Method::GET, ["log-sessions", secret]) = (&method, parts.as_slice()) {
+        return logs::stream(s, &api.sessions, secret).await;
+    }
+    if !api.authorized(&req) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Invalid credentials provided: send the token in $WDYNO_HOME/api-token as `Authorization: Bearer TOKEN` (for the heroku CLI: HEROKU_API_KEY=TOKEN)",
+        ));
+    }
+    let site = &api.site;
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Range::parse);
     match (&method, parts.as_slice()) {
+        (&Method::GET, ["account"]) => ok(&site.account()),
         (&Method::GET, ["hosts"]) => ok(&s.hosts()),
-        (&Method::GET, ["apps"]) => ok(&s.apps().await?),
-        (&Method::POST, ["apps"]) => apps::create(s, req).await,
-        (&Method::GET, ["apps", app]) => ok(&s.app(&app_name(app)?).await?),
-        (&Method::PATCH, ["apps", app]) => apps::update(s, app_name(app)?, req).await,
-        (&Method::DELETE, ["apps", app]) => apps::destroy(s, app_name(app)?).await,
+        (&Method::GET, ["apps"] | ["users", "~", "apps"]) => apps::list(s, site).await,
+        (&Method::POST, ["apps"]) => apps::create(s, site, req).await,
+        (&Method::GET, ["apps", app]) => apps::info(s, site, app).await,
+        (&Method::PATCH, ["apps", app]) => apps::update(s, site, app_name(app)?, req).await,
+        (&Method::DELETE, ["apps", app]) => apps::destroy(s, site, app).await,
         (&Method::POST, ["apps", app, "git"]) => apps::git(s, app_name(app)?).await,
-        (&Method::GET, ["apps", app, "releases"]) => ok(&s.releases(&app_name(app)?).await?),
+        (&Method::GET, ["apps", app, "domains"]) => apps::domains(s, site, app_name(app)?).await,
+        (&Method::GET, ["apps", app, "buildpack-installations"]) => {
+            apps::buildpacks(s, app_name(app)?).await
+        }
+        (&Method::GET, ["apps", app, "addons" | "collaborators"]) => {
+            apps::none(s, app_name(app)?).await
+        }
+        (&Method::GET, ["apps", app, "releases"]) => {
+            releases::list(s, site, app_name(app)?, range).await
+        }
+        (&Method::GET, ["apps", app, "releases", which]) => {
+            releases::info(s, site, app_name(app)?, which).await
+        }
+        (&Method::GET, ["apps", app, "releases", which, "config-vars"]) => {
+            releases::config_of(s, app_name(app)?, which).await
+        }
         (&Method::POST, ["apps", app, "releases"]) => {
-            releases::rollback(s, app_name(app)?, req).await
+            releases::rollback(s, site, app_name(app)?, req).await
         }
         (&Method::GET, ["apps", app, "config-vars"]) => {
             ok(&s.current(&app_name(app)?).await?.config)
@@ -139,33 +173,41 @@ async fn handle(api: Api, req: Request<Incoming>) -> Reply {
         (&Method::PATCH, ["apps", app, "config-vars"]) => {
             releases::set_config(s, app_name(app)?, req).await
         }
-        (&Method::GET, ["apps", app, "builds"]) => ok(&s.builds(&app_name(app)?).await?),
+        (&Method::GET, ["apps", app, "builds"]) => releases::builds(s, app_name(app)?).await,
         (&Method::POST, ["apps", app, "builds"]) => {
             releases::build(s.clone(), app_name(app)?, req).await
         }
-        (&Method::GET, ["apps", app, "formation"]) => ok(&s.formation(&app_name(app)?).await?),
+        (&Method::GET, ["apps", app, "formation"]) => formation::list(s, app_name(app)?).await,
         (&Method::PATCH, ["apps", app, "formation"]) => {
-            formation::scale(s, app_name(app)?, req).await
+            formation::batch(s, app_name(app)?, req).await
         }
-        (&Method::GET, ["apps", app, "dynos"]) => ok(&s.ps(&app_name(app)?).await?),
+        (&Method::GET, ["apps", app, "formation", ty]) => {
+            formation::info(s, app_name(app)?, ty).await
+        }
+        (&Method::PATCH, ["apps", app, "formation", ty]) => {
+            formation::update(s, app_name(app)?, ty, req).await
+        }
+        (&Method::DELETE, ["apps", app, "formations", ty]) => {
+            formation::restart(s, app_name(app)?, ty).await
+        }
+        (&Method::POST, ["apps", app, "formations", ty, "actions", "stop"]) => {
+            formation::stop(s, app_name(app)?, ty).await
+        }
+        (&Method::GET, ["apps", app, "dynos"]) => dynos::list(s, app_name(app)?).await,
+        (&Method::GET, ["apps", app, "dynos", dyno]) => dynos::info(s, app_name(app)?, dyno).await,
         (&Method::POST, ["apps", app, "dynos"]) => dynos::run(s, app_name(app)?, req).await,
         (&Method::POST, ["apps", app, "dynos", "attach"]) => {
-            dynos::attach(s, app_name(app)?, req).await
+            dynos::attach(s.clone(), app_name(app)?, req).await
         }
         (&Method::DELETE, ["apps", app, "dynos"]) => dynos::restart(s, app_name(app)?, None).await,
         (&Method::DELETE, ["apps", app, "dynos", which]) => {
             dynos::restart(s, app_name(app)?, Some(which)).await
         }
         (&Method::POST, ["apps", app, "dynos", dyno, "actions", "stop"]) => {
-            s.stop(&app_name(app)?, dyno).await?;
-            Ok(json_reply(
-                StatusCode::OK,
-                &serde_json::json!({"stopped": dyno}),
-            ))
+            dynos::stop(s, app_name(app)?, dyno).await
         }
-        (&Method::GET, ["apps", app, "log-stream"]) => {
-            let query = req.uri().query().unwrap_or("").to_owned();
-            logs::stream(s, app_name(app)?, &query).await
+        (&Method::POST, ["apps", app, "log-sessions"]) => {
+            logs::create(s, &api.sessions, app_name(app)?, req).await
         }
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -439,9 +439,18 @@ fn rust_sysroot() -> Option<PathBuf> {
     let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     if !sysroot.join("lib/rustlib/wasm32-wasip2").is_dir() {
         tracing::info!("adding the wasm32-wasip2 target for builds");
-        let added = Command::new("rustup")
-            .args(["target", "add", "wasm32-wasip2"])
-            .output();
+        let mut rustup = Command::new("rustup");
+        rustup.args(["target", "add", "wasm32-wasip2"]);
+        // The toolchain is shared read-only with builds, which run as
+        // another uid: not under the daemon's umask 077.
+        // SAFETY: umask is async-signal-safe and touches no memory.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut rustup, || {
+                libc::umask(0o022);
+                Ok(())
+            });
+        }
+        let added = rustup.output();
         if !added.is_ok_and(|o| o.status.success()) {
             tracing::warn!(
                 "could not add the wasm32-wasip2 target: run `rustup target add wasm32-wasip2` as the daemon's user; Rust apps fail to build until then"

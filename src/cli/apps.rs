@@ -1,7 +1,7 @@
 //! Apps: the unit everything else hangs off. Which app a command is
 //! about (`-a APP` or the `wdyno` git remote), and the verbs on apps
-//! themselves: `apps`, `apps:create`, `apps:destroy`, `buildpacks:set` and
-//! `git:remote`.
+//! themselves: `apps`, `apps:create`, `apps:info`, `open`, `apps:destroy`,
+//! `buildpacks:set` and `git:remote`.
 
 use std::path::Path;
 use std::process::Command;
@@ -10,6 +10,8 @@ use anyhow::{Context, Result, bail};
 use http::Method;
 use serde_json::{Value, json};
 use wdyno::api::Client;
+use wdyno::api::client::path;
+use wdyno::api::schema::{App, AppCreate, Formation};
 use wdyno::names::AppName;
 
 use super::AppArg;
@@ -90,26 +92,90 @@ pub async fn list(client: &Client, json_out: bool) -> Result<()> {
     Ok(())
 }
 
-/// `apps:create`: an app with its buildpacks named, or none at all — if
-/// the buildpacks are refused, the new app is destroyed again.
-pub async fn create(client: &Client, name: &str, buildpack: &[String]) -> Result<()> {
-    let _: Value = client
-        .json(Method::POST, "/apps", json!({"name": name}))
+/// `apps:create [NAME]`: an app with its buildpacks named, or none at
+/// all (if the buildpacks are refused, the daemon makes no app); with no
+/// name, the daemon makes one up.
+pub async fn create(client: &Client, name: Option<&str>, buildpack: &[String]) -> Result<()> {
+    let body = AppCreate {
+        name: name.map(str::to_owned),
+        buildpacks: (!buildpack.is_empty()).then(|| absolute(buildpack)),
+    };
+    let app: App = client
+        .json(Method::POST, "/apps", serde_json::to_value(body)?)
         .await?;
-    if !buildpack.is_empty() {
-        let set = json!({"buildpacks": absolute(buildpack)});
-        if let Err(e) = client
-            .json::<Value>(Method::PATCH, &format!("/apps/{name}"), set)
-            .await
-        {
-            let _: Value = client
-                .json(Method::DELETE, &format!("/apps/{name}"), Value::Null)
-                .await?;
-            return Err(e.into());
-        }
+    println!("Creating {}... done", app.name);
+    println!("{} | {}", app.web_url, app.git_url);
+    Ok(())
+}
+
+/// `apps:info`: the app as Heroku's CLI shows it.
+pub async fn info(client: &Client, app: &AppName, json_out: bool) -> Result<()> {
+    let a: App = client.get(&path(&["apps", app.as_str()], &[])).await?;
+    if json_out {
+        print_json(&serde_json::to_value(&a)?);
+        return Ok(());
     }
-    println!("Creating {name}... done");
-    println!("http://{name}.localhost:5000/");
+    let formation: Vec<Formation> = client
+        .get(&path(&["apps", app.as_str(), "formation"], &[]))
+        .await?;
+    print!("{}", info_text(&a, &formation));
+    Ok(())
+}
+
+/// `apps:info`'s text.
+pub fn info_text(a: &App, formation: &[Formation]) -> String {
+    let dynos: Vec<String> = formation
+        .iter()
+        .filter(|f| f.quantity > 0)
+        .map(|f| format!("{}: {}", f.process_type, f.quantity))
+        .collect();
+    let buildpacks = if a.buildpacks.is_empty() {
+        "detected at each build".to_owned()
+    } else {
+        a.buildpacks.join(", ")
+    };
+    let mut out = format!("=== {}\n", a.name);
+    for (k, v) in [
+        ("Buildpacks", buildpacks),
+        ("Dynos", dynos.join(", ")),
+        ("Git URL", a.git_url.clone()),
+        ("Owner", a.owner.email.clone()),
+        ("Region", a.region.name.clone()),
+        ("Stack", a.stack.name.clone()),
+        ("Web URL", a.web_url.clone()),
+    ] {
+        out += &format!("{:<12}{v}\n", format!("{k}:"));
+    }
+    out
+}
+
+/// `open`: prints the app's web URL, and opens it in a browser when this
+/// machine has one (`$BROWSER`, or `xdg-open` with a display).
+pub async fn open(client: &Client, app: &AppName, path_in_app: Option<&str>) -> Result<()> {
+    let a: App = client.get(&path(&["apps", app.as_str()], &[])).await?;
+    let url = match path_in_app {
+        Some(p) => format!("{}{}", a.web_url, p.trim_start_matches('/')),
+        None => a.web_url,
+    };
+    println!("{url}");
+    let browser = std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .or_else(|| {
+            let display = std::env::var_os("DISPLAY").is_some()
+                || std::env::var_os("WAYLAND_DISPLAY").is_some();
+            (display && Command::new("xdg-open").arg("--version").output().is_ok())
+                .then(|| "xdg-open".to_owned())
+        });
+    if let Some(b) = browser {
+        // Best effort: the URL is printed whatever the browser does.
+        let _ = Command::new(b)
+            .arg(&url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
     Ok(())
 }
 

@@ -42,7 +42,7 @@ pub async fn set(client: &Client, app: &AppName, pairs: &[String]) -> Result<()>
         .map(|k| k.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let r: Value = client
+    let _: BTreeMap<String, String> = client
         .json(
             Method::PATCH,
             &format!("/apps/{app}/config-vars"),
@@ -51,7 +51,7 @@ pub async fn set(client: &Client, app: &AppName, pairs: &[String]) -> Result<()>
         .await?;
     println!(
         "Setting {label} and restarting {app}... done, v{}",
-        r["version"]
+        newest_version(client, app).await?
     );
     Ok(())
 }
@@ -60,7 +60,7 @@ pub async fn set(client: &Client, app: &AppName, pairs: &[String]) -> Result<()>
 pub async fn unset(client: &Client, app: &AppName, keys: &[String]) -> Result<()> {
     let body: serde_json::Map<String, Value> =
         keys.iter().map(|k| (k.clone(), Value::Null)).collect();
-    let r: Value = client
+    let _: BTreeMap<String, String> = client
         .json(
             Method::PATCH,
             &format!("/apps/{app}/config-vars"),
@@ -70,9 +70,16 @@ pub async fn unset(client: &Client, app: &AppName, keys: &[String]) -> Result<()
     println!(
         "Unsetting {} and restarting {app}... done, v{}",
         keys.join(", "),
-        r["version"]
+        newest_version(client, app).await?
     );
     Ok(())
+}
+
+/// The version a config change just made: the newest release.
+async fn newest_version(client: &Client, app: &AppName) -> Result<u64> {
+    Ok(super::releases::newest(client, app)
+        .await?
+        .map_or(0, |r| r.version))
 }
 
 /// `config:get KEY`: the value alone (empty if unset), for scripts.

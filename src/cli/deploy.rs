@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use wdyno::api::{Client, RESULT_PREFIX};
+use wdyno::api::Client;
+use wdyno::api::schema::{BuildResult, event};
 use wdyno::names::AppName;
 
 /// Sends `tar` to the build endpoint; returns 0 if it released.
@@ -17,24 +18,25 @@ async fn build(
     source: &str,
     prefix: &str,
 ) -> Result<i32> {
-    let mut outcome: Option<String> = None;
+    let mut outcome: Option<BuildResult> = None;
     client
-        .stream(
+        .events(
             http::Method::POST,
             &format!("/apps/{app}/builds"),
             hyper::body::Bytes::from(tar),
             &[("x-wdyno-source", source.to_owned())],
-            &mut |line| match line.strip_prefix(RESULT_PREFIX) {
-                Some(result) => outcome = Some(result.to_owned()),
-                None => println!("{prefix}{line}"),
+            &mut |name, data| match name {
+                Some(event::RESULT) => outcome = serde_json::from_str(data).ok(),
+                _ => println!("{prefix}{data}"),
             },
         )
         .await?;
-    match outcome.as_deref() {
-        Some(r) if r.starts_with("ok ") => Ok(0),
-        Some(r) => {
-            let raw = r.strip_prefix("error ").unwrap_or(r);
-            let msg = serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_owned());
+    match outcome {
+        Some(BuildResult {
+            version: Some(_), ..
+        }) => Ok(0),
+        Some(BuildResult { error, .. }) => {
+            let msg = error.unwrap_or_else(|| "the build failed".into());
             for l in msg.lines() {
                 println!("{prefix} !     {l}");
             }

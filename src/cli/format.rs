@@ -20,7 +20,12 @@ pub fn ago(t: &str) -> String {
     let Ok(d) = DateTime::parse_from_rfc3339(t) else {
         return String::new();
     };
-    let secs = (Utc::now() - d.with_timezone(&Utc)).num_seconds().max(0);
+    ago_at(d.with_timezone(&Utc), Utc::now())
+}
+
+/// How long before `now` `t` was, as Heroku's CLI says it (`~ 54s ago`).
+pub fn ago_at(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - t).num_seconds().max(0);
     match secs {
         0..60 => format!("~ {secs}s ago"),
         60..3600 => format!("~ {}m ago", secs / 60),

@@ -3,9 +3,8 @@
 //! and with `--tail` new ones as they come.
 
 use anyhow::{Result, bail};
-use http::Method;
 use wdyno::api::Client;
-use wdyno::api::client::path;
+use wdyno::api::schema::LogSessionCreate;
 use wdyno::names::AppName;
 
 /// Which lines `wdyno logs` asks for.
@@ -33,28 +32,20 @@ fn print_or_quit(line: &str) {
 
 /// `logs`: streams until the daemon ends it (at once without `--tail`).
 pub async fn show(client: &Client, app: &AppName, filter: &Filter) -> Result<()> {
-    let lines = filter.num.min(wdyno::logbus::LOG_RING_LINES).to_string();
-    let mut q: Vec<(&str, &str)> = vec![("lines", &lines)];
-    if filter.tail {
-        q.push(("tail", "1"));
+    if let Some(s) = &filter.source
+        && wdyno::logbus::Source::parse(s).is_none()
+    {
+        bail!("--source is app or wdyno, not {s:?}");
     }
-    if let Some(ps) = &filter.ps {
-        q.push(("dyno", ps));
-    }
-    if let Some(s) = &filter.source {
-        if wdyno::logbus::Source::parse(s).is_none() {
-            bail!("--source is app or wdyno, not {s:?}");
-        }
-        q.push(("source", s));
-    }
+    let session = LogSessionCreate {
+        dyno: filter.ps.clone(),
+        lines: Some(filter.num.min(wdyno::logbus::LOG_RING_LINES) as u64),
+        source: filter.source.clone(),
+        tail: Some(filter.tail),
+        process_type: None,
+    };
     client
-        .stream(
-            Method::GET,
-            &path(&["apps", app.as_str(), "log-stream"], &q),
-            hyper::body::Bytes::new(),
-            &[],
-            &mut print_or_quit,
-        )
+        .logs(app.as_str(), &session, &mut print_or_quit)
         .await?;
     Ok(())
 }

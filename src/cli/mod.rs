@@ -55,10 +55,10 @@ pub enum Cmd {
     Local(local::LocalArgs),
     /// List apps.
     Apps,
-    /// Create an app.
-    #[command(name = "apps:create")]
+    /// Create an app (without a name, one is made up).
+    #[command(name = "apps:create", alias = "create")]
     AppsCreate {
-        name: String,
+        name: Option<String>,
         /// Build with this buildpack (rust, js, wasm or a path) instead of
         /// detecting one.
         #[arg(long, short = 'b')]
@@ -68,6 +68,16 @@ pub enum Cmd {
     #[command(name = "buildpacks:set")]
     BuildpacksSet {
         buildpacks: Vec<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Show an app: its URLs, owner, dynos and buildpacks.
+    #[command(name = "apps:info", alias = "info")]
+    AppsInfo(AppArg),
+    /// Print the app's web URL, and open it in a browser if there is one.
+    Open {
+        /// A path in the app to open.
+        path: Option<String>,
         #[command(flatten)]
         app: AppArg,
     },
@@ -89,6 +99,13 @@ pub enum Cmd {
     Builds(AppArg),
     /// List releases.
     Releases(AppArg),
+    /// Show one release (default: the current) and its config vars.
+    #[command(name = "releases:info")]
+    ReleasesInfo {
+        version: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Roll back to a release (default: the one before the current).
     #[command(name = "releases:rollback")]
     Rollback {
@@ -128,10 +145,9 @@ pub enum Cmd {
     Ps(AppArg),
     /// List the platform's hosts: state, last heartbeat, dynos and capacity.
     Hosts,
-    /// Scale process types: web=3 worker=1…
+    /// Scale process types: web=3 worker+1…; with none, show the formation.
     #[command(name = "ps:scale", alias = "scale")]
     Scale {
-        #[arg(required = true)]
         changes: Vec<String>,
         #[command(flatten)]
         app: AppArg,
@@ -155,6 +171,14 @@ pub enum Cmd {
         /// Send its output to the log instead of this terminal.
         #[arg(long)]
         detach: bool,
+        #[command(flatten)]
+        app: AppArg,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Run a one-off dyno whose output goes to the app's log.
+    #[command(name = "run:detached")]
+    RunDetached {
         #[command(flatten)]
         app: AppArg,
         #[arg(last = true, required = true)]
@@ -233,7 +257,14 @@ async fn api_verb(client: &Client, cmd: Cmd, json: bool) -> Result<i32> {
     use apps::resolve;
     match cmd {
         Cmd::Apps => apps::list(client, json).await?,
-        Cmd::AppsCreate { name, buildpack } => apps::create(client, &name, &buildpack).await?,
+        Cmd::AppsCreate { name, buildpack } => {
+            apps::create(client, name.as_deref(), &buildpack).await?
+        }
+        Cmd::AppsInfo(app) => apps::info(client, &resolve(&app)?, json).await?,
+        Cmd::Open { path, app } => apps::open(client, &resolve(&app)?, path.as_deref()).await?,
+        Cmd::RunDetached { app, command } => {
+            run::detached(client, &resolve(&app)?, &command.join(" ")).await?
+        }
         Cmd::BuildpacksSet { buildpacks, app } => {
             apps::buildpacks_set(client, &resolve(&app)?, &buildpacks).await?
         }
@@ -242,6 +273,9 @@ async fn api_verb(client: &Client, cmd: Cmd, json: bool) -> Result<i32> {
         }
         Cmd::Builds(app) => releases::builds(client, &resolve(&app)?, json).await?,
         Cmd::Releases(app) => releases::list(client, &resolve(&app)?, json).await?,
+        Cmd::ReleasesInfo { version, app } => {
+            releases::info(client, &resolve(&app)?, version.as_deref(), json).await?
+        }
         Cmd::Rollback { version, app } => {
             releases::rollback(client, &resolve(&app)?, version.as_deref()).await?
         }

@@ -2,49 +2,25 @@
 //! process type), and the hosts they run on. `ps`, `ps:scale`,
 //! `ps:restart`, `ps:stop` and `hosts`.
 
-use std::collections::BTreeMap;
-
 use anyhow::{Result, bail};
 use http::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use wdyno::api::Client;
 use wdyno::api::client::path;
+use wdyno::api::schema::{Dyno, Formation, FormationBatch, FormationUpdate, Quantity};
 use wdyno::names::AppName;
 
-use super::format::{ago, print_json, when};
+use super::format::{ago, ago_at, print_json};
 
-/// `ps`: the app's dynos by process type, then each host's dyno slots.
+/// `ps`: the app's dynos as Heroku's CLI shows them (one-offs first,
+/// then formation dynos grouped by command), then each host's dyno slots.
 pub async fn list(client: &Client, app: &AppName, json_out: bool) -> Result<()> {
-    let dynos: Value = client.get(&format!("/apps/{app}/dynos")).await?;
+    let dynos: Vec<Dyno> = client.get(&format!("/apps/{app}/dynos")).await?;
     if json_out {
-        print_json(&dynos);
+        print_json(&serde_json::to_value(&dynos)?);
         return Ok(());
     }
-    let list = dynos.as_array().cloned().unwrap_or_default();
-    if list.is_empty() {
-        println!("No dynos on {app}");
-    }
-    let mut types: Vec<&str> = list.iter().filter_map(|d| d["type"].as_str()).collect();
-    types.dedup();
-    for ty in types {
-        let of: Vec<&Value> = list.iter().filter(|d| d["type"] == ty).collect();
-        println!(
-            "=== {ty} ({}): {}",
-            of.len(),
-            of[0]["command"].as_str().unwrap_or("")
-        );
-        for d in of {
-            let at = d["updated_at"].as_str().unwrap_or("");
-            println!(
-                "{}: {} {} ({})",
-                d["name"].as_str().unwrap_or(""),
-                d["state"].as_str().unwrap_or(""),
-                when(at).trim_end_matches(" +0000"),
-                ago(at)
-            );
-        }
-        println!();
-    }
+    print!("{}", dynos_text(&dynos, chrono::Utc::now()));
     let hosts: Value = client.get("/hosts").await?;
     for h in hosts.as_array().into_iter().flatten() {
         let c = &h["capacity"];
@@ -60,6 +36,68 @@ pub async fn list(client: &Client, app: &AppName, json_out: bool) -> Result<()> 
         );
     }
     Ok(())
+}
+
+/// The number in a dyno's name (`web.12` → 12), for ordering.
+fn number(name: &str) -> u64 {
+    name.rsplit('.')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `ps`'s text for `dynos` at `now`: `=== web (Basic): bin/web (2)`, then
+/// `web.1: up 2026/11/29 13:21:56 +0000 (~ 54s ago)`.
+pub fn dynos_text(dynos: &[Dyno], now: chrono::DateTime<chrono::Utc>) -> String {
+    let since = |d: &Dyno| {
+        format!(
+            "{} ({})",
+            d.updated_at.format("%Y/%m/%d %H:%M:%S %z"),
+            ago_at(d.updated_at, now)
+        )
+    };
+    let mut out = String::new();
+    if dynos.is_empty() {
+        return out;
+    }
+    let mut one_offs: Vec<&Dyno> = dynos.iter().filter(|d| d.process_type == "run").collect();
+    one_offs.sort_by_key(|d| number(&d.name));
+    if !one_offs.is_empty() {
+        out += &format!("=== run: one-off processes ({})\n\n", one_offs.len());
+        for d in one_offs {
+            out += &format!(
+                "{} ({}): {} {}: {}\n",
+                d.name,
+                d.size,
+                d.state,
+                since(d),
+                d.command
+            );
+        }
+        out += "\n";
+    }
+    let mut formation: Vec<&Dyno> = dynos.iter().filter(|d| d.process_type != "run").collect();
+    formation.sort_by(|a, b| {
+        (&a.process_type, number(&a.name)).cmp(&(&b.process_type, number(&b.name)))
+    });
+    let mut commands: Vec<(&str, &str)> = Vec::new();
+    for d in &formation {
+        if !commands.contains(&(d.process_type.as_str(), d.command.as_str())) {
+            commands.push((&d.process_type, &d.command));
+        }
+    }
+    for (ty, command) in commands {
+        let of: Vec<&&Dyno> = formation
+            .iter()
+            .filter(|d| d.process_type == ty && d.command == command)
+            .collect();
+        out += &format!("=== {ty} ({}): {command} ({})\n\n", of[0].size, of.len());
+        for d in of {
+            out += &format!("{}: {} {}\n", d.name, d.state, since(d));
+        }
+        out += "\n";
+    }
+    out
 }
 
 /// `hosts`: each host's state, heartbeat, dynos and capacity, with what
@@ -94,26 +132,67 @@ pub async fn hosts(client: &Client, json_out: bool) -> Result<()> {
     Ok(())
 }
 
-/// `ps:scale web=2 worker:1…`: the formation after the change.
-pub async fn scale(client: &Client, app: &AppName, changes: &[String]) -> Result<()> {
-    let mut body = serde_json::Map::new();
-    for c in changes {
-        let Some((ty, n)) = c.split_once('=').or_else(|| c.split_once(':')) else {
-            bail!("{c:?} is not TYPE=QUANTITY (like web=2)");
-        };
-        let n: u64 = n
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{c:?}: the quantity must be a whole number"))?;
-        body.insert(ty.to_owned(), json!(n));
+/// One argument of `ps:scale`: `web=2`, `web+1`, `web-1`, `web=2:Basic`.
+fn change(arg: &str) -> Result<FormationUpdate> {
+    let at = arg
+        .find(['=', '+', '-'])
+        .filter(|&i| i > 0)
+        .ok_or_else(|| {
+            anyhow::anyhow!("{arg:?} is not TYPE=QUANTITY (like web=2, web+1 or web=2:Basic)")
+        })?;
+    let (ty, rest) = arg.split_at(at);
+    let (quantity, size) = match rest.split_once(':') {
+        Some((q, size)) => (q, Some(size.to_owned())),
+        None => (rest, None),
+    };
+    let quantity = quantity.strip_prefix('=').unwrap_or(quantity);
+    let digits = quantity.trim_start_matches(['+', '-']);
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        bail!("{arg:?}: the quantity must be a whole number (web=2), or a change (web+1, web-1)");
     }
-    let f: BTreeMap<String, u64> = client
+    Ok(FormationUpdate {
+        process_type: Some(ty.to_owned()),
+        quantity: Some(Quantity::Text(quantity.to_owned())),
+        size,
+    })
+}
+
+/// `ps:scale web=2 worker=1…`: the changed types after the change; with no
+/// argument, the whole formation (`web=1:Basic worker=0:Basic`).
+pub async fn scale(client: &Client, app: &AppName, changes: &[String]) -> Result<()> {
+    if changes.is_empty() {
+        let formation: Vec<Formation> = client.get(&format!("/apps/{app}/formation")).await?;
+        if formation.is_empty() {
+            bail!("No process types on {app}: deploy a Procfile first");
+        }
+        let mut all: Vec<String> = formation
+            .iter()
+            .map(|f| format!("{}={}:{}", f.process_type, f.quantity, f.size))
+            .collect();
+        all.sort();
+        println!("{}", all.join(" "));
+        return Ok(());
+    }
+    let updates = changes
+        .iter()
+        .map(|c| change(c))
+        .collect::<Result<Vec<_>>>()?;
+    let asked: Vec<String> = updates
+        .iter()
+        .filter_map(|u| u.process_type.clone())
+        .collect();
+    let f: Vec<Formation> = client
         .json(
             Method::PATCH,
             &format!("/apps/{app}/formation"),
-            Value::Object(body),
+            serde_json::to_value(FormationBatch { updates })?,
         )
         .await?;
-    let now: Vec<String> = f.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let now: Vec<String> = f
+        .iter()
+        .filter(|f| asked.contains(&f.process_type))
+        .map(|f| format!("{} at {}:{}", f.process_type, f.quantity, f.size))
+        .collect();
     println!("Scaling dynos... done, now running {}", now.join(", "));
     Ok(())
 }
@@ -147,4 +226,86 @@ pub async fn stop(client: &Client, app: &AppName, dyno: &str) -> Result<()> {
         .await?;
     println!("Stopping {dyno} dyno on {app}... done");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dyno(name: &str, command: &str, secs_ago: i64, now: chrono::DateTime<chrono::Utc>) -> Dyno {
+        let ty = name.split('.').next().unwrap().to_owned();
+        Dyno {
+            id: String::new(),
+            app: wdyno::api::schema::Named::fixed("app", "a"),
+            attach_url: None,
+            command: command.into(),
+            created_at: now,
+            name: name.into(),
+            release: wdyno::api::schema::ReleaseRef {
+                id: String::new(),
+                version: 1,
+            },
+            size: "Basic".into(),
+            state: "up".into(),
+            process_type: ty,
+            updated_at: now - chrono::Duration::seconds(secs_ago),
+            port: None,
+        }
+    }
+
+    #[test]
+    fn ps_reads_as_herokus() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-29T13:22:50Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let dynos = vec![
+            dyno("web.2", "bin/web", 54, now),
+            dyno("run.7", "bin/task 1", 5, now),
+            dyno("web.10", "bin/web", 54, now),
+            dyno("worker.1", "bin/work", 3700, now),
+        ];
+        assert_eq!(
+            dynos_text(&dynos, now),
+            "=== run: one-off processes (1)\n\
+             \n\
+             run.7 (Basic): up 2026/11/29 13:22:45 +0000 (~ 5s ago): bin/task 1\n\
+             \n\
+             === web (Basic): bin/web (2)\n\
+             \n\
+             web.2: up 2026/11/29 13:21:56 +0000 (~ 54s ago)\n\
+             web.10: up 2026/11/29 13:21:56 +0000 (~ 54s ago)\n\
+             \n\
+             === worker (Basic): bin/work (1)\n\
+             \n\
+             worker.1: up 2026/11/29 12:21:10 +0000 (~ 1h ago)\n\
+             \n"
+        );
+    }
+
+    #[test]
+    fn scale_arguments_are_herokus() {
+        let q = |a: &str| {
+            let u = change(a).unwrap();
+            (
+                u.process_type.unwrap(),
+                u.quantity.unwrap().scale().unwrap(),
+                u.size,
+            )
+        };
+        use wdyno::api::schema::Scale;
+        assert_eq!(q("web=2"), ("web".into(), Scale::To(2), None));
+        assert_eq!(q("web+1"), ("web".into(), Scale::By(1), None));
+        assert_eq!(q("worker-2"), ("worker".into(), Scale::By(-2), None));
+        assert_eq!(
+            q("web=3:Basic"),
+            ("web".into(), Scale::To(3), Some("Basic".into()))
+        );
+        assert!(change("web").is_err());
+        assert!(
+            change("web=two")
+                .unwrap_err()
+                .to_string()
+                .contains("whole number")
+        );
+    }
 }

@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 use http::Method;
 use serde_json::{Value, json};
 use wdyno::api::Client;
+use wdyno::api::schema::event;
 use wdyno::names::AppName;
 
 /// `wdyno run`: the one-off dyno's output here, this terminal's stdin to
@@ -27,14 +28,14 @@ pub async fn attached(client: &Client, app: &AppName, command: &str) -> Result<i
     });
     let mut status: Option<i32> = None;
     client
-        .stream(
+        .events(
             Method::POST,
             &format!("/apps/{app}/dynos/attach"),
             wdyno::api::client::ReqBody::channel(rx),
             &[("x-wdyno-command", hex::encode(command))],
-            &mut |line| match line.strip_prefix(wdyno::api::EXIT_PREFIX) {
-                Some(code) => status = code.trim().parse().ok(),
-                None => println!("{line}"),
+            &mut |name, data| match name {
+                Some(event::EXIT) => status = data.trim().parse().ok(),
+                _ => println!("{data}"),
             },
         )
         .await?;
@@ -50,16 +51,11 @@ pub async fn detached(client: &Client, app: &AppName, command: &str) -> Result<(
         .json(
             Method::POST,
             &format!("/apps/{app}/dynos"),
-            json!({"command": command}),
+            json!({"command": command, "attach": false}),
         )
         .await?;
-    println!(
-        "Running {command} on {app}... up, {}",
-        v["name"].as_str().unwrap_or("")
-    );
-    println!(
-        "Run `wdyno logs -a {app} --ps {}` to see its output.",
-        v["name"].as_str().unwrap_or("")
-    );
+    let name = v["name"].as_str().unwrap_or("");
+    println!("Running {command} on {app}... up, {name}");
+    println!("Run `wdyno logs -a {app} --dyno {name}` to view the output.");
     Ok(())
 }

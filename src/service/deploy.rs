@@ -58,6 +58,7 @@ impl Service {
             desc => format!("Deploy {desc}"),
         };
         let phase = built.procfile.get("release").map(|c| c.line.clone());
+        self.api_line(app, &description);
         let release = self
             .ledger
             .create_release(
@@ -83,6 +84,7 @@ impl Service {
         self.manager.reconcile(app).await?;
         // The build's prepared components were the ones the dynos took.
         drop(built);
+        self.api_line(app, &format!("Release v{} created", release.version));
         let failures = self.manager.web_boot_failures(app, release.version).await;
         let _ = say.send(released_line(app, release.version, &failures));
         Ok(self.ledger.release(app, release.version).await?)

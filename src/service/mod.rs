@@ -72,6 +72,8 @@ pub struct Service {
     builder: Builder,
     /// `$WDYNO_HOME`: the apps' git repos live under it.
     home: PathBuf,
+    /// Who changes apps (the API token's holder), for `app[api]` lines.
+    owner: String,
 }
 
 impl Service {
@@ -83,6 +85,7 @@ impl Service {
         manager: Arc<Manager>,
         builder: Builder,
         home: PathBuf,
+        owner: String,
     ) -> Self {
         Service {
             ledger,
@@ -90,7 +93,19 @@ impl Service {
             manager,
             builder,
             home,
+            owner,
         }
+    }
+
+    /// An `app[api]` line of the app's log, as Heroku writes one for each
+    /// change: `Set FOO config vars by user me@example.com`.
+    pub(crate) fn api_line(&self, app: &AppName, what: &str) {
+        self.bus.publish(crate::logbus::LogLine::now(
+            app.as_str(),
+            crate::logbus::Source::App,
+            "api",
+            &format!("{what} by user {}", self.owner),
+        ));
     }
 
     /// The log bus, for front ends that follow every line of their app
@@ -127,6 +142,18 @@ impl Service {
         let app = self.ledger.create_app(name).await?;
         self.opened(&app.name);
         Ok(app)
+    }
+
+    /// `apps:create` without a name: one is made up, as Heroku does,
+    /// until one is free.
+    pub async fn create_generated_app(&self) -> Result<App> {
+        let mut tries = 0;
+        loop {
+            match self.create_app(&AppName::generate()).await {
+                Err(ServiceError::Ledger(LedgerError::AppExists(_))) if tries < 16 => tries += 1,
+                other => return other,
+            }
+        }
     }
 
     /// Makes an app in the ledger known to the log bus and the router
@@ -202,6 +229,7 @@ impl Service {
         unset: &[ConfigKey],
     ) -> Result<Release> {
         let release = self.ledger.set_config(app, set, unset).await?;
+        self.api_line(app, &release.description);
         self.go_live(app, release).await
     }
 
@@ -225,6 +253,7 @@ impl Service {
             }
         };
         let release = self.ledger.rollback(app, target).await?;
+        self.api_line(app, &release.description);
         self.go_live(app, release).await
     }
 
@@ -243,6 +272,7 @@ impl Service {
             }
             _ => release,
         };
+        self.api_line(app, &format!("Release v{} created", release.version));
         self.manager.reconcile(app).await?;
         Ok(release)
     }
@@ -265,7 +295,19 @@ impl Service {
         app: &AppName,
         changes: &BTreeMap<ProcessType, u32>,
     ) -> Result<Formation> {
-        Ok(self.manager.scale(app, changes).await?)
+        let formation = self.manager.scale(app, changes).await?;
+        let to: Vec<String> = changes
+            .keys()
+            .map(|ty| {
+                format!(
+                    "{ty}@{}:{}",
+                    formation.get(ty.as_str()),
+                    crate::formation::DYNO_SIZE
+                )
+            })
+            .collect();
+        self.api_line(app, &format!("Scaled to {}", to.join(" ")));
+        Ok(formation)
     }
 
     /// `ps`: the dynos running now.
@@ -277,18 +319,53 @@ impl Service {
     /// `ps:restart [TYPE | DYNO]`: how many dynos were replaced.
     pub async fn restart(&self, app: &AppName, which: Option<&str>) -> Result<usize> {
         self.ledger.app(app).await?;
-        Ok(self.manager.restart(app, which).await?)
+        let n = self.manager.restart(app, which).await?;
+        self.api_line(app, &format!("Restart {}", which.unwrap_or("all dynos")));
+        Ok(n)
     }
 
     /// `ps:stop DYNO`.
     pub async fn stop(&self, app: &AppName, dyno: &str) -> Result<()> {
         self.ledger.app(app).await?;
-        Ok(self.manager.stop_dyno(app, dyno).await?)
+        self.manager.stop_dyno(app, dyno).await?;
+        self.api_line(app, &format!("Stop {dyno}"));
+        Ok(())
     }
 
-    /// `run:detached`: a one-off dyno of the current release; its name.
-    pub async fn run_detached(&self, app: &AppName, command: &str) -> Result<String> {
-        let release = self.ledger.current(app).await?;
+    /// `ps:stop --process-type TYPE`: every dyno of the type; formation
+    /// dynos are started again, as on Heroku. How many were stopped.
+    pub async fn stop_type(&self, app: &AppName, ty: &ProcessType) -> Result<usize> {
+        let names: Vec<String> = self
+            .ps(app)
+            .await?
+            .into_iter()
+            .filter(|d| d.process_type == ty.as_str())
+            .map(|d| d.name)
+            .collect();
+        for name in &names {
+            match self.manager.stop_dyno(app, name).await {
+                // It ended on its own meanwhile.
+                Err(ManagerError::NoSuchDyno { .. }) => {}
+                other => other?,
+            }
+        }
+        Ok(names.len())
+    }
+
+    /// `run:detached`: a one-off dyno of the current release, with `env`
+    /// over its config vars (the Heroku CLI sends the terminal's size);
+    /// its name.
+    pub async fn run_detached(
+        &self,
+        app: &AppName,
+        command: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        let mut release = self.ledger.current(app).await?;
+        for (k, v) in env {
+            let key = ConfigKey::parse(k).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            release.config.insert(key.to_string(), v.clone());
+        }
         let dyno = self
             .manager
             .run_one_off(app, &release, "run", command, None)

@@ -163,21 +163,37 @@ impl Daemon {
 
     /// `GET path` on the control API, with the token: the JSON answer.
     pub fn api_get(&self, path: &str) -> serde_json::Value {
+        self.api_call("GET", path, None)
+    }
+
+    /// `POST path` with a JSON body on the control API: the JSON answer.
+    pub fn api_post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        self.api_call("POST", path, Some(body))
+    }
+
+    fn api_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
         use std::io::{Read, Write};
         let read = |f: &str| std::fs::read_to_string(self.home().join(f)).unwrap();
         let api = read("api");
         let addr = api.trim().trim_start_matches("http://");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-            read("api-token").trim()
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            read("api-token").trim(),
+            body.len()
         )
         .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {out}"))
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {out}"))
     }
 
     /// `run --detach -a APP -- COMMAND…`; the one-off's name (`run.N`).
