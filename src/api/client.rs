@@ -102,6 +102,19 @@ impl SseParser {
     }
 }
 
+/// An answer's JSON body.
+async fn json_body<T: DeserializeOwned>(
+    resp: hyper::Response<hyper::body::Incoming>,
+) -> Result<T, ClientError> {
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ClientError::Http(e.to_string()))?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(|e| ClientError::Http(format!("reading the answer: {e}")))
+}
+
 /// A client for one daemon.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -208,14 +221,7 @@ impl Client {
             Bytes::from(serde_json::to_vec(&body).expect("JSON serializes"))
         };
         let resp = self.send_raw(method, path, bytes, &[]).await?;
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?
-            .to_bytes();
-        serde_json::from_slice(&body)
-            .map_err(|e| ClientError::Http(format!("reading the answer: {e}")))
+        json_body(resp).await
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -231,14 +237,7 @@ impl Client {
         let resp = self
             .send_raw(Method::GET, path, Bytes::new(), headers)
             .await?;
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?
-            .to_bytes();
-        serde_json::from_slice(&body)
-            .map_err(|e| ClientError::Http(format!("reading the answer: {e}")))
+        json_body(resp).await
     }
 
     /// A request whose answer is a stream of server-sent events: each

@@ -214,6 +214,11 @@ pub async fn run(args: LocalArgs) -> Result<i32> {
             }
             ev = sub.next() => {
                 let Some(Event::Line(l)) = ev else { continue };
+                // The control plane's own `app[api]` lines (releases,
+                // scaling) are for `logs`; like Foreman, show processes.
+                if l.source == Source::App && l.process == "api" {
+                    continue;
+                }
                 let who = if l.source == Source::Wdyno && l.process != "router" {
                     format!("{} wdyno", l.process)
                 } else {

@@ -18,6 +18,7 @@ pub struct Inproc {
     /// The router's port on 127.0.0.1.
     pub router: u16,
     pub api: Client,
+    api_addr: std::net::SocketAddr,
     stop: tokio::sync::watch::Sender<bool>,
     running: Option<tokio::task::JoinHandle<()>>,
     _home: tempfile::TempDir,
@@ -41,10 +42,8 @@ impl Inproc {
         let router = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .unwrap();
-        let client = Client::new(
-            &format!("http://{}", api.local_addr().unwrap()),
-            platform.token(),
-        );
+        let api_addr = api.local_addr().unwrap();
+        let client = Client::new(&format!("http://{api_addr}"), platform.token());
         let router_port = router.local_addr().unwrap().port();
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let p = platform.clone();
@@ -60,10 +59,16 @@ impl Inproc {
             platform,
             router: router_port,
             api: client,
+            api_addr,
             stop,
             running: Some(running),
             _home: home,
         }
+    }
+
+    /// Where the API listens.
+    pub fn api_addr(&self) -> std::net::SocketAddr {
+        self.api_addr
     }
 
     /// Creates `app` and deploys `dir` to it; returns the release and the
