@@ -195,3 +195,107 @@ async fn the_api_answers_in_herokus_shapes() {
     assert_eq!((status, e["id"].as_str()), (404, Some("not_found")));
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_types_formation_entry_and_dynos_by_name_including_one_offs() {
+    let p = Inproc::start().await;
+    let auth = format!("Bearer {}", p.platform.token());
+    let auth = [("Authorization", auth.as_str())];
+    let web = common::prebuilt(&common::built_app("probe").join("bin/web.wasm"));
+    std::fs::copy(
+        common::built_app("probe").join("bin/probe.wasm"),
+        web.path().join("bin/probe.wasm"),
+    )
+    .unwrap();
+    p.create_and_deploy("types", web.path()).await;
+
+    let (status, _, list) = call(&p, "GET", "/apps/types/formation", &auth, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(
+        (
+            &list[0]["type"],
+            &list[0]["quantity"],
+            &list[0]["size"],
+            &list[0]["command"]
+        ),
+        (&json!("web"), &json!(1), &json!("Basic"), &json!("bin/web"))
+    );
+
+    // A change relative to the formation, as a string.
+    let (status, _, web1) = call(
+        &p,
+        "PATCH",
+        "/apps/types/formation/web",
+        &auth,
+        Some(json!({"quantity": "+1"})),
+    )
+    .await;
+    assert_eq!((status, &web1["quantity"]), (200, &json!(2)), "{web1}");
+    let (_, _, got) = call(&p, "GET", "/apps/types/formation/web", &auth, None).await;
+    assert_eq!(got["quantity"], 2);
+    common::until("web=2 up", 30, || {
+        let ps = p.service.manager().ps(&"types".parse().unwrap());
+        (ps.len() == 2 && ps.iter().all(|d| d.state == "up")).then_some(())
+    })
+    .await;
+
+    // A dyno by name: formation and one-off.
+    let (status, _, d1) = call(&p, "GET", "/apps/types/dynos/web.2", &auth, None).await;
+    assert_eq!(
+        (
+            status,
+            d1["type"].as_str(),
+            d1["release"]["version"].as_u64()
+        ),
+        (200, Some("web"), Some(1))
+    );
+    let (status, _, run) = call(
+        &p,
+        "POST",
+        "/apps/types/dynos",
+        &auth,
+        Some(json!({"command": "bin/probe sleep 600000", "attach": false})),
+    )
+    .await;
+    assert_eq!(status, 201, "{run}");
+    let name = run["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("run."), "{run}");
+    let (status, _, same) =
+        call(&p, "GET", &format!("/apps/types/dynos/{name}"), &auth, None).await;
+    assert_eq!(
+        (status, same["command"].as_str(), same["type"].as_str()),
+        (200, Some("bin/probe sleep 600000"), Some("run"))
+    );
+    let (status, _, e) = call(
+        &p,
+        "POST",
+        "/apps/types/dynos",
+        &auth,
+        Some(json!({"command": "bin/web", "attach": true})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        e["message"].as_str().unwrap().contains("run:detached"),
+        "{e}"
+    );
+
+    // Every dyno of a type stopped (and, being formation dynos, started
+    // again); all of a type restarted.
+    let (status, _, stopped) = call(
+        &p,
+        "POST",
+        "/apps/types/formations/web/actions/stop",
+        &auth,
+        None,
+    )
+    .await;
+    assert_eq!((status, stopped), (200, json!({"stopped": 2})));
+    let (status, _, restarted) =
+        call(&p, "DELETE", "/apps/types/formations/web", &auth, None).await;
+    assert_eq!(status, 200, "{restarted}");
+    let (status, _, e) = call(&p, "GET", "/apps/types/formation/clock", &auth, None).await;
+    assert_eq!((status, e["id"].as_str()), (404, Some("not_found")));
+    p.stop().await;
+}
