@@ -16,6 +16,7 @@ mod dynos;
 mod formation;
 mod logs;
 mod present;
+mod range;
 mod releases;
 mod reply;
 pub mod schema;

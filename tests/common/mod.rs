@@ -5,6 +5,7 @@
 
 pub mod daemon;
 pub mod inproc;
+pub mod probe_app;
 pub mod raw;
 
 use std::collections::BTreeMap;

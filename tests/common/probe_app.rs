@@ -1,0 +1,98 @@
+//! The probe app deployed to a daemon and watched through `ps`: shared by
+//! the tests that drive it with the `heroku` CLI and with wdyno's own.
+
+use std::path::Path;
+
+use super::daemon::Daemon;
+use super::until;
+
+pub fn dyno_names(d: &Daemon, app: &str) -> Vec<String> {
+    let mut names: Vec<String> = d
+        .ps(app)
+        .iter()
+        .map(|x| x["name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The web dynos' start times, by name.
+pub fn web_started(d: &Daemon, app: &str) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = d
+        .ps(app)
+        .iter()
+        .filter(|x| x["type"] == "web" && x["state"] == "up")
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap().to_owned(),
+                x["updated_at"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The probe app's built components and its Procfile (the wasm buildpack
+/// packs them as they are).
+pub fn probe_components() -> tempfile::TempDir {
+    let built = super::built_app("probe");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    for c in ["web", "probe", "drain"] {
+        std::fs::copy(
+            built.join(format!("bin/{c}.wasm")),
+            dir.path().join(format!("bin/{c}.wasm")),
+        )
+        .unwrap();
+    }
+    std::fs::copy(built.join("Procfile"), dir.path().join("Procfile")).unwrap();
+    dir
+}
+
+/// The `run.N` a `run:detached` named.
+pub fn run_name(said: &str) -> String {
+    said.split_whitespace()
+        .find(|w| w.starts_with("run."))
+        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_digit()).to_owned())
+        .unwrap_or_else(|| panic!("no run.N in {said}"))
+}
+
+/// Waits until both web dynos are new ones (started after `before`).
+pub async fn fresh_web_dynos(d: &Daemon, before: &[(String, String)]) {
+    until("fresh web dynos", 30, || {
+        let now = web_started(d, "probe");
+        (now.len() == 2 && now.iter().zip(before).all(|(n, b)| n.1 != b.1)).then_some(())
+    })
+    .await;
+}
+
+/// Waits until a stopped `web.1` runs again (a new start time).
+pub async fn web_1_started_again(d: &Daemon, before: &[(String, String)]) {
+    until("web.1 started again", 30, || {
+        let now = web_started(d, "probe");
+        (now.len() == 2 && now[0].0 == "web.1" && now[0].1 != before[0].1).then_some(())
+    })
+    .await;
+}
+
+pub async fn one_off_up(d: &Daemon, run: &str) {
+    until("the one-off up", 30, || {
+        d.ps("probe")
+            .iter()
+            .any(|x| x["name"] == run && x["state"] == "up")
+            .then_some(())
+    })
+    .await;
+}
+
+pub async fn one_off_gone(d: &Daemon, run: &str, what: &str) {
+    until(what, 30, || {
+        (!dyno_names(d, "probe").contains(&run.to_owned())).then_some(())
+    })
+    .await;
+}
+
+pub fn deploy(d: &Daemon, app: &str, dir: &Path) {
+    d.cli(&["deploy", dir.to_str().unwrap(), "-a", app]).ok();
+}
