@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 
 use common::daemon::Daemon;
 use common::probe_app::{
-    deploy, fresh_web_dynos, one_off_gone, one_off_up, probe_components, web_1_started_again,
-    web_started,
+    deploy, following, fresh_web_dynos, one_off_gone, one_off_up, probe_components, run_name,
+    tail_sees, web_1_started_again, web_started,
 };
 use common::{stdout_lines, until, within};
 
@@ -158,11 +158,7 @@ async fn wdynos_own_cli_does_the_same_in_herokus_formats() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let rx = stdout_lines(&mut tail);
-    within(30, "the tail's first line", async {
-        rx.recv().unwrap();
-    })
-    .await;
+    let rx = following(&mut tail).await;
     let out = d
         .cli(&[
             "run:detached",
@@ -175,12 +171,7 @@ async fn wdynos_own_cli_does_the_same_in_herokus_formats() {
         ])
         .ok()
         .stdout;
-    let run = out
-        .lines()
-        .next()
-        .and_then(|l| l.rsplit(' ').next())
-        .unwrap()
-        .to_owned();
+    let run = run_name(&out);
     assert_eq!(
         out,
         format!(
@@ -188,10 +179,7 @@ async fn wdynos_own_cli_does_the_same_in_herokus_formats() {
         )
     );
     let want = format!("app[{run}]: exiting 0");
-    within(30, "the one-off's line in the tail", async {
-        while !rx.recv().expect("the tail goes on").ends_with(&want) {}
-    })
-    .await;
+    tail_sees(&rx, &want).await;
     let _ = tail.kill();
     let _ = tail.wait();
 

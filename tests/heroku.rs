@@ -10,10 +10,10 @@ use std::process::{Command, Stdio};
 
 use common::daemon::{Daemon, Out};
 use common::probe_app::{
-    deploy, dyno_names, fresh_web_dynos, one_off_gone, one_off_up, probe_components, run_name,
-    web_1_started_again, web_started,
+    deploy, dyno_names, following, fresh_web_dynos, one_off_gone, one_off_up, probe_components,
+    run_name, tail_sees, web_1_started_again, web_started,
 };
-use common::{repo, stdout_lines, until, within};
+use common::{repo, until};
 use serde_json::Value;
 
 /// `heroku` installed once under `target/` (later runs reuse it), or
@@ -294,23 +294,11 @@ async fn the_heroku_cli_drives_wdyno() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let rx = stdout_lines(&mut tail);
-    within(30, "the tail's first line", async {
-        rx.recv().unwrap();
-    })
-    .await;
+    let rx = following(&mut tail).await;
     let out = h.ok(&["run:detached", "bin/probe exit 0", "-a", "probe"]);
     let run = run_name(&all(&out));
     let want = format!("app[{run}]: exiting 0");
-    within(30, "the one-off's line in the tail", async {
-        loop {
-            let line = rx.recv().expect("the tail goes on");
-            if line.ends_with(&want) {
-                break;
-            }
-        }
-    })
-    .await;
+    tail_sees(&rx, &want).await;
     let _ = tail.kill();
     let _ = tail.wait();
 

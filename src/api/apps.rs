@@ -62,19 +62,20 @@ pub(super) async fn create(s: &Service, site: &Site, req: Request<Incoming>) -> 
         }
         None => s.create_generated_app().await?,
     };
-    if let Some(packs) = &body.buildpacks
-        && !packs.is_empty()
-        && let Err(e) = s.set_buildpacks(&app.name, packs).await
-    {
-        // No half-made app: one whose buildpacks are refused goes again.
-        s.destroy_app(&app.name).await?;
-        return Err(e.into());
-    }
-    let app = s.app(&app.name).await?;
-    Ok(json_reply(
-        StatusCode::CREATED,
-        &shape(s, site, &app).await?,
-    ))
+    let app = match body.buildpacks.as_deref() {
+        Some(packs) if !packs.is_empty() => match s.set_buildpacks(&app.name, packs).await {
+            Ok(named) => named,
+            Err(e) => {
+                // No half-made app: one whose buildpacks are refused goes
+                // again.
+                s.destroy_app(&app.name).await?;
+                return Err(e.into());
+            }
+        },
+        _ => app,
+    };
+    // A new app has no releases yet.
+    Ok(json_reply(StatusCode::CREATED, &site.app(&app, None)))
 }
 
 pub(super) async fn update(

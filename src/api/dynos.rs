@@ -122,26 +122,27 @@ pub(super) async fn attach(
         format!("Running {command} on {app}... up, {name}"),
     ));
     tokio::spawn(async move {
-        loop {
+        let client_left = loop {
             tokio::select! {
                 ev = events.recv() => {
                     let ev = match ev {
                         Some(AttachedEvent::Line(text)) => (Some(event::LINE), text),
                         Some(AttachedEvent::Exit(status)) => (Some(event::EXIT), status.to_string()),
-                        None => break,
+                        None => break false,
                     };
                     if tx.send(ev).is_err() {
-                        break;
+                        break true;
                     }
                 }
-                // The client went away (Ctrl-C, a dropped connection): a
-                // one-off nobody is attached to has no one to answer to.
-                () = async { tokio::select! { () = tx.closed() => {}, () = gone.cancelled() => {} } } => {
-                    tracing::info!("{app}: the client of {name} went away; stopping it");
-                    let _ = s.stop(&app, &name).await;
-                    break;
-                }
+                () = tx.closed() => break true,
+                () = gone.cancelled() => break true,
             }
+        };
+        // The client went away (Ctrl-C, a dropped connection): a one-off
+        // nobody is attached to has no one to answer to.
+        if client_left {
+            tracing::info!("{app}: the client of {name} went away; stopping it");
+            let _ = s.stop(&app, &name).await;
         }
     });
     Ok(sse_reply(unbounded_events(rx)))

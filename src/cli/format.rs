@@ -7,12 +7,18 @@ use serde_json::Value;
 /// An RFC 3339 time as `2024/05/01 12:00:00 +0000`; anything else as given.
 pub fn when(t: &str) -> String {
     DateTime::parse_from_rfc3339(t)
-        .map(|d| {
-            d.with_timezone(&Utc)
-                .format("%Y/%m/%d %H:%M:%S %z")
-                .to_string()
-        })
+        .map(|d| when_at(d.with_timezone(&Utc)))
         .unwrap_or_else(|_| t.to_owned())
+}
+
+/// A time as Heroku's CLI prints it: `2024/05/01 12:00:00 +0000`.
+pub fn when_at(t: DateTime<Utc>) -> String {
+    t.format("%Y/%m/%d %H:%M:%S %z").to_string()
+}
+
+/// A time and its age at `now`: `2024/05/01 12:00:00 +0000 (~ 54s ago)`.
+pub fn when_ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    format!("{} ({})", when_at(t), ago_at(t, now))
 }
 
 /// How long ago an RFC 3339 time was (`~ 5m ago`); empty if it is not one.

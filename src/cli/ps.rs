@@ -10,7 +10,7 @@ use wdyno::api::client::path;
 use wdyno::api::schema::{Dyno, Formation, FormationBatch, FormationUpdate, Quantity};
 use wdyno::names::AppName;
 
-use super::format::{ago, ago_at, print_json};
+use super::format::{ago, print_json, when_ago};
 
 /// `ps`: the app's dynos as Heroku's CLI shows them (one-offs first,
 /// then formation dynos grouped by command), then each host's dyno slots.
@@ -49,13 +49,7 @@ fn number(name: &str) -> u64 {
 /// `ps`'s text for `dynos` at `now`: `=== web (Basic): bin/web (2)`, then
 /// `web.1: up 2026/11/29 13:21:56 +0000 (~ 54s ago)`.
 pub fn dynos_text(dynos: &[Dyno], now: chrono::DateTime<chrono::Utc>) -> String {
-    let since = |d: &Dyno| {
-        format!(
-            "{} ({})",
-            d.updated_at.format("%Y/%m/%d %H:%M:%S %z"),
-            ago_at(d.updated_at, now)
-        )
-    };
+    let since = |d: &Dyno| when_ago(d.updated_at, now);
     let mut out = String::new();
     if dynos.is_empty() {
         return out;

@@ -13,7 +13,7 @@ use wdyno::api::client::path;
 use wdyno::api::schema::Release;
 use wdyno::names::AppName;
 
-use super::format::{ago_at, print_json, when};
+use super::format::{print_json, when, when_ago, when_at};
 
 /// `builds`, newest first.
 pub async fn builds(client: &Client, app: &AppName, json_out: bool) -> Result<()> {
@@ -75,11 +75,7 @@ pub fn releases_text(
                 format!("v{}", r.version),
                 format!("{}{status}", r.description),
                 r.user.email.clone(),
-                format!(
-                    "{} ({})",
-                    r.created_at.format("%Y/%m/%d %H:%M:%S %z"),
-                    ago_at(r.created_at, now)
-                ),
+                when_ago(r.created_at, now),
             ]
         })
         .collect();
@@ -127,7 +123,7 @@ pub async fn info(
     println!("Change:  {}", r.description);
     println!("Current: {}", r.current);
     println!("Status:  {}", r.status);
-    println!("When:    {}", r.created_at.format("%Y/%m/%d %H:%M:%S %z"));
+    println!("When:    {}", when_at(r.created_at));
     println!();
     println!("=== v{} Config vars", r.version);
     let width = config.keys().map(|k| k.len() + 1).max().unwrap_or(0);

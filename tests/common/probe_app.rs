@@ -2,9 +2,11 @@
 //! the tests that drive it with the `heroku` CLI and with wdyno's own.
 
 use std::path::Path;
+use std::process::Child;
+use std::sync::mpsc::Receiver;
 
 use super::daemon::Daemon;
-use super::until;
+use super::{stdout_lines, until, within};
 
 pub fn dyno_names(d: &Daemon, app: &str) -> Vec<String> {
     let mut names: Vec<String> = d
@@ -95,4 +97,23 @@ pub async fn one_off_gone(d: &Daemon, run: &str, what: &str) {
 
 pub fn deploy(d: &Daemon, app: &str, dir: &Path) {
     d.cli(&["deploy", dir.to_str().unwrap(), "-a", app]).ok();
+}
+
+/// The lines of a `logs --tail` child, once it has printed its first
+/// (it follows the app by then).
+pub async fn following(tail: &mut Child) -> Receiver<String> {
+    let rx = stdout_lines(tail);
+    within(30, "the tail's first line", async {
+        rx.recv().unwrap();
+    })
+    .await;
+    rx
+}
+
+/// Waits until the tail prints a line ending with `want`.
+pub async fn tail_sees(rx: &Receiver<String>, want: &str) {
+    within(30, "the line in the tail", async {
+        while !rx.recv().expect("the tail goes on").ends_with(want) {}
+    })
+    .await;
 }
