@@ -20,7 +20,9 @@
 //!   restarts, the router's table).
 //! - Edge: [`router`] (Host → app → an up web dyno; its table inside).
 //! - [`service`]: the one layer that orchestrates (create, deploy, config,
-//!   scale, restart, run, logs); every front end calls it.
+//!   scale, restart, run, logs, labs, drains); every front end calls it.
+//! - Visibility: [`metrics`] (runtime-metrics lines from each dyno's
+//!   meter), [`drain`] (an app's lines to HTTP(S) and syslog endpoints).
 //! - Faces: [`api`] (the control API, split by resource, and its client).
 //!   The CLI lives in the binary (`src/cli/`).
 //! - [`platform`]: the composition root: builds everything from
@@ -33,12 +35,14 @@ pub mod api;
 mod blocking;
 pub mod buildpack;
 pub mod deploy;
+pub mod drain;
 pub mod dyno;
 pub mod formation;
 pub mod git;
 pub mod ledger;
 pub mod logbus;
 pub mod manager;
+pub mod metrics;
 pub mod names;
 pub mod placement;
 pub mod platform;

@@ -15,13 +15,14 @@ use rand::RngExt;
 use tokio::net::TcpListener;
 
 use crate::deploy::Builder;
+use crate::drain::{Drains, tls_config};
 use crate::dyno::{PortBook, Runtime, RuntimeConfig};
 use crate::ledger::{Ledger, SledLedger};
 use crate::logbus::{Bus, LocalBus};
 use crate::manager::{Manager, ManagerConfig};
 use crate::placement::LocalHost;
 use crate::router::{RouteTable, RouterConfig};
-use crate::service::Service;
+use crate::service::{Parts, Service};
 use crate::slug::{Limits, SlugDir, SlugStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +41,8 @@ pub enum PlatformError {
     Dyno(#[from] crate::dyno::DynoError),
     #[error(transparent)]
     Manager(#[from] crate::manager::ManagerError),
+    #[error(transparent)]
+    Drain(#[from] crate::drain::DrainError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> PlatformError {
@@ -66,6 +69,10 @@ pub struct PlatformConfig {
     pub sandbox_builds: bool,
     /// Largest number of open connections the API serves at once.
     pub max_api_connections: usize,
+    /// CA certificates (PEM) TLS drains trust besides the Mozilla roots.
+    pub drain_ca: Option<PathBuf>,
+    /// How often runtime metrics are written (Heroku's 20 s).
+    pub metrics_every: Duration,
 }
 
 impl PlatformConfig {
@@ -81,6 +88,8 @@ impl PlatformConfig {
             allow_host_ports: Vec::new(),
             sandbox_builds: true,
             max_api_connections: crate::api::MAX_CONNECTIONS,
+            drain_ca: None,
+            metrics_every: crate::metrics::SAMPLE_EVERY,
         }
     }
 }
@@ -96,6 +105,7 @@ pub struct Platform {
     token: String,
     router: RouterConfig,
     max_api_connections: usize,
+    metrics_every: Duration,
 }
 
 impl Platform {
@@ -172,16 +182,26 @@ impl Platform {
                 crate::buildpack::Isolation::Unsandboxed
             },
         };
-        let service = Arc::new(Service::new(
-            ledger.clone(),
-            bus.clone(),
+        let ca = match &cfg.drain_ca {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(io(format!("reading the drain CA file {}", path.display())))?,
+            ),
+            None => None,
+        };
+        let drains = Arc::new(Drains::new(bus.clone(), tls_config(ca.as_deref())?));
+        let service = Arc::new(Service::new(Parts {
+            ledger: ledger.clone(),
+            bus: bus.clone(),
             manager,
             builder,
-            home.clone(),
-            owner_email(),
-        ));
+            drains,
+            home: home.clone(),
+            owner: owner_email(),
+        }));
         for app in ledger.apps().await? {
             service.opened(&app.name);
+            service.start_drains(&app);
         }
         Ok(Arc::new(Platform {
             home,
@@ -193,6 +213,7 @@ impl Platform {
             token,
             router: cfg.router,
             max_api_connections: cfg.max_api_connections,
+            metrics_every: cfg.metrics_every,
         }))
     }
 
@@ -294,10 +315,15 @@ impl Platform {
                 let _ = router_done.send(());
             })
             .map_err(io("starting the router's thread"))?;
+        let metrics = {
+            let (service, every) = (self.service.clone(), self.metrics_every);
+            tokio::spawn(async move { service.sample_metrics(every).await })
+        };
         tracing::info!("API on http://{api_addr}, router on http://{router_addr}");
         self.service.manager().reconcile_all().await?;
         shutdown.await;
         tracing::info!("stopping every dyno");
+        metrics.abort();
         let _ = stop_tx.send(true);
         self.service.manager().shutdown().await;
         let _ = api_task.await;

@@ -144,6 +144,16 @@ impl Client {
         }
     }
 
+    /// `http://HOST:PORT` of the API.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bearer token it sends.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// The daemon of `$WDYNO_HOME` (its `api` and `api-token` files), or
     /// `WDYNO_API_URL` with the home's token.
     pub fn from_home(home: &Path) -> Result<Self, ClientError> {

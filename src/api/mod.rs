@@ -6,12 +6,14 @@
 //! drives wdyno (`HEROKU_HOST=http://127.0.0.1:PORT`,
 //! `HEROKU_API_KEY=TOKEN`); wdyno's own CLI reads the same types.
 //! Handlers are split by resource (`apps`, `releases` with config vars and
-//! builds, `formation`, `dynos`, `logs`); each parses its request, calls
+//! builds, `formation`, `dynos`, `logs`, `visibility` for labs features
+//! and drains, `dashboard` for the live page); each parses its request, calls
 //! one [`crate::service::Service`] method and maps the result into the
 //! contract ([`present`]).
 
 mod apps;
 pub mod client;
+pub mod dashboard;
 mod dynos;
 mod formation;
 mod logs;
@@ -21,6 +23,7 @@ mod releases;
 mod reply;
 pub mod schema;
 mod server;
+mod visibility;
 
 pub use client::Client;
 pub use present::Site;

@@ -48,8 +48,11 @@ impl From<LedgerError> for ApiError {
         let (status, id) = match &e {
             LedgerError::AppNotFound(_)
             | LedgerError::ReleaseNotFound { .. }
-            | LedgerError::BuildNotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
-            LedgerError::AppExists(_) => (StatusCode::CONFLICT, "conflict"),
+            | LedgerError::BuildNotFound { .. }
+            | LedgerError::NoSuchDrain { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            LedgerError::AppExists(_) | LedgerError::DrainExists { .. } => {
+                (StatusCode::CONFLICT, "conflict")
+            }
             LedgerError::Storage(_) | LedgerError::Corrupt { .. } | LedgerError::Task(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
             }

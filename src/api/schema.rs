@@ -335,6 +335,47 @@ pub struct LogSession {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A labs feature of an app (`GET /apps/A/features`, `PATCH
+/// /apps/A/features/F`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppFeature {
+    pub id: String,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub doc_url: String,
+    pub enabled: bool,
+    pub state: String,
+    pub feedback_email: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `PATCH /apps/A/features/F`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppFeatureUpdate {
+    pub enabled: bool,
+}
+
+/// A log drain (`GET|POST /apps/A/log-drains`, `DELETE
+/// /apps/A/log-drains/ID|URL|TOKEN`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogDrain {
+    pub id: String,
+    pub url: String,
+    pub token: String,
+    pub addon: Option<Named>,
+    pub app: Named,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `POST /apps/A/log-drains`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogDrainCreate {
+    pub url: String,
+}
+
 /// Every error: an id a program can match and a message a person can act
 /// on.
 #[derive(Debug, Clone, Serialize, Deserialize)]

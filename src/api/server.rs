@@ -13,8 +13,8 @@ use tokio::net::TcpListener;
 use super::logs::Sessions;
 use super::present::Site;
 use super::reply::{ApiError, Reply, app_name, error_reply, ok};
-use super::schema::Range;
-use super::{apps, dynos, formation, logs, releases};
+use super::schema::{self, Range};
+use super::{apps, dashboard, dynos, formation, logs, releases, visibility};
 use crate::service::Service;
 
 /// What the handlers share: the service layer, the token, what the API
@@ -46,7 +46,7 @@ impl Api {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -126,6 +126,27 @@ async fn handle(api: Api, req: Request<Incoming>) -> Reply {
     if let (&Method::GET, ["log-sessions", secret]) = (&method, parts.as_slice()) {
         return logs::stream(s, &api.sessions, secret).await;
     }
+    // The dashboard: its own key (URL or cookie) opens it, read-only.
+    if let (&Method::GET, ["dashboard", app, rest @ ..]) = (&method, parts.as_slice()) {
+        let Some(pass) = dashboard::pass(&req, &api.token, api.authorized(&req)) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!(
+                    "This dashboard needs its key: open the URL `wdyno dashboard -a {app}` prints."
+                ),
+            ));
+        };
+        return match rest {
+            [] => dashboard::page(s, app_name(app)?, pass, &api.token).await,
+            ["events"] => dashboard::stream(s, app_name(app)?).await,
+            _ => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no such endpoint: {method} {path}"),
+            )),
+        };
+    }
     if !api.authorized(&req) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -141,6 +162,14 @@ async fn handle(api: Api, req: Request<Incoming>) -> Reply {
         .and_then(Range::parse);
     match (&method, parts.as_slice()) {
         (&Method::GET, ["account"]) => ok(&site.account()),
+        // wdyno's labs features are an app's: the account has none (the
+        // heroku CLI asks here first, then the app).
+        (&Method::GET, ["account", "features"]) => ok(&Vec::<schema::AppFeature>::new()),
+        (&Method::GET, ["account", "features", f]) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No account feature {f}: wdyno's labs features are per app (-a APP)."),
+        )),
         (&Method::GET, ["hosts"]) => ok(&s.hosts()),
         (&Method::GET, ["apps"] | ["users", "~", "apps"]) => apps::list(s, site).await,
         (&Method::POST, ["apps"]) => apps::create(s, site, req).await,
@@ -205,6 +234,20 @@ async fn handle(api: Api, req: Request<Incoming>) -> Reply {
         }
         (&Method::POST, ["apps", app, "dynos", dyno, "actions", "stop"]) => {
             dynos::stop(s, app_name(app)?, dyno).await
+        }
+        (&Method::GET, ["apps", app, "features"]) => visibility::features(s, app_name(app)?).await,
+        (&Method::GET, ["apps", app, "features", f]) => {
+            visibility::feature_info(s, app_name(app)?, f).await
+        }
+        (&Method::PATCH, ["apps", app, "features", f]) => {
+            visibility::set_feature(s, app_name(app)?, f, req).await
+        }
+        (&Method::GET, ["apps", app, "log-drains"]) => visibility::drains(s, app_name(app)?).await,
+        (&Method::POST, ["apps", app, "log-drains"]) => {
+            visibility::add_drain(s, app_name(app)?, req).await
+        }
+        (&Method::DELETE, ["apps", app, "log-drains", which]) => {
+            visibility::remove_drain(s, app_name(app)?, which).await
         }
         (&Method::POST, ["apps", app, "log-sessions"]) => {
             logs::create(s, &api.sessions, app_name(app)?, req).await

@@ -158,6 +158,14 @@ pub async fn open(client: &Client, app: &AppName, path_in_app: Option<&str>) -> 
         None => a.web_url,
     };
     println!("{url}");
+    open_in_browser(&url);
+    Ok(())
+}
+
+/// Opens `url` in `$BROWSER`, or with `xdg-open` where there is a
+/// display; nothing where there is no browser. Best effort: the caller
+/// has printed the URL whatever the browser does.
+pub fn open_in_browser(url: &str) {
     let browser = std::env::var("BROWSER")
         .ok()
         .filter(|b| !b.is_empty())
@@ -168,15 +176,13 @@ pub async fn open(client: &Client, app: &AppName, path_in_app: Option<&str>) -> 
                 .then(|| "xdg-open".to_owned())
         });
     if let Some(b) = browser {
-        // Best effort: the URL is printed whatever the browser does.
         let _ = Command::new(b)
-            .arg(&url)
+            .arg(url)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
     }
-    Ok(())
 }
 
 /// `buildpacks:set`; an empty list goes back to detecting.

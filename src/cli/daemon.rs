@@ -64,6 +64,14 @@ pub struct DaemonArgs {
     /// capacity, so no one app can take all of it).
     #[arg(long, env = "WDYNO_MAX_APP_DYNOS")]
     pub max_app_dynos: Option<u32>,
+    /// CA certificates (a PEM file) that TLS drains trust besides the
+    /// Mozilla roots: for drains to a private CA's endpoints.
+    #[arg(long, env = "WDYNO_DRAIN_CA")]
+    pub drain_ca: Option<std::path::PathBuf>,
+    /// Seconds between runtime-metrics lines (`labs:enable
+    /// log-runtime-metrics`).
+    #[arg(long, default_value_t = 20)]
+    pub metrics_interval: u64,
     /// Run buildpacks without the build sandbox, as the daemon's own user
     /// with its files and environment: only for code you trust.
     #[arg(long)]
@@ -88,6 +96,8 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
     cfg.router.max_body = args.max_body;
     cfg.build_cache = args.build_cache;
     cfg.compile_timeout = Duration::from_secs(args.compile_timeout);
+    cfg.drain_ca = args.drain_ca;
+    cfg.metrics_every = Duration::from_secs(args.metrics_interval.max(1));
     cfg.capacity = wdyno::dyno::CapacityConfig {
         dynos: args.capacity,
         per_app: args.max_app_dynos,

@@ -4,7 +4,7 @@
 //! the module of the Heroku concept it is about: [`apps`] (and which app
 //! a command means), [`releases`] (builds, releases, rollback),
 //! [`config`], [`ps`] (dynos, formation, hosts), [`run`] (one-off dynos),
-//! [`logs`] and [`deploy`]. [`format`] prints times and `--json` the way
+//! [`logs`], [`visibility`] (labs, drains, dashboard) and [`deploy`]. [`format`] prints times and `--json` the way
 //! they all share. [`daemon`] and [`local`] (with [`foreman`]) run the
 //! platform itself rather than talk to it.
 
@@ -19,6 +19,7 @@ mod logs;
 mod ps;
 mod releases;
 mod run;
+mod visibility;
 
 use std::path::PathBuf;
 
@@ -201,6 +202,40 @@ pub enum Cmd {
         #[arg(short = 'n', long = "num", default_value_t = 100)]
         num: usize,
     },
+    /// List labs features and whether the app has them.
+    Labs(AppArg),
+    /// Turn a labs feature on (log-runtime-metrics).
+    #[command(name = "labs:enable")]
+    LabsEnable {
+        feature: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Turn a labs feature off.
+    #[command(name = "labs:disable")]
+    LabsDisable {
+        feature: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// List the app's log drains.
+    Drains(AppArg),
+    /// Send every log line to URL too: https://, http://, syslog+tls://host:port or syslog://host:port.
+    #[command(name = "drains:add")]
+    DrainsAdd {
+        url: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Stop draining to a URL (or a drain's id or token).
+    #[command(name = "drains:remove")]
+    DrainsRemove {
+        url: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Print (and open, where there is a browser) the app's live dashboard.
+    Dashboard(AppArg),
     /// Internal: run by git's pre-receive hook of an app's repo.
     #[command(hide = true)]
     Hook {
@@ -314,6 +349,17 @@ async fn api_verb(client: &Client, cmd: Cmd, json: bool) -> Result<i32> {
             };
             logs::show(client, &resolve(&app)?, &filter).await?
         }
+        Cmd::Labs(app) => visibility::list(client, &resolve(&app)?, json).await?,
+        Cmd::LabsEnable { feature, app } => {
+            visibility::set(client, &resolve(&app)?, &feature, true).await?
+        }
+        Cmd::LabsDisable { feature, app } => {
+            visibility::set(client, &resolve(&app)?, &feature, false).await?
+        }
+        Cmd::Drains(app) => visibility::drains(client, &resolve(&app)?, json).await?,
+        Cmd::DrainsAdd { url, app } => visibility::add(client, &resolve(&app)?, &url).await?,
+        Cmd::DrainsRemove { url, app } => visibility::remove(client, &resolve(&app)?, &url).await?,
+        Cmd::Dashboard(app) => visibility::dashboard(client, &resolve(&app)?).await?,
         Cmd::Daemon(_)
         | Cmd::Local(_)
         | Cmd::Deploy { .. }

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use wasmtime::component::{HasSelf, Linker, Resource};
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 
+use super::meter::Meter;
 use super::sandbox::DynoData;
 
 wasmtime::component::bindgen!({
@@ -48,6 +49,8 @@ pub struct Signals {
     /// That socket is IPv6 (a bind of `[::]` lands on `[::1]`, which
     /// `127.0.0.1` does not reach): the router must connect to `[::1]`.
     pub(crate) listens_v6: Arc<AtomicBool>,
+    /// What the dyno's instances hold and how long they ran.
+    pub(crate) meter: Arc<Meter>,
 }
 
 impl Default for Signals {
@@ -61,6 +64,7 @@ impl Default for Signals {
             listening: watch::channel(false).0,
             queued: watch::channel(false).0,
             listens_v6: Arc::default(),
+            meter: Arc::default(),
         }
     }
 }
@@ -112,11 +116,16 @@ impl Signals {
     pub fn watch_queued(&self) -> watch::Receiver<bool> {
         self.queued.subscribe()
     }
+
+    pub fn meter(&self) -> &Arc<Meter> {
+        &self.meter
+    }
 }
 
 /// A guest's future, watched: after each poll that returns pending it
 /// records whether the guest yielded at an epoch deadline (computing) or is
-/// waiting on a host future (parked).
+/// waiting on a host future (parked); each poll's time goes to the dyno's
+/// [`Meter`].
 pub(crate) struct Watched<F> {
     inner: Pin<Box<F>>,
     signals: Arc<Signals>,
@@ -136,7 +145,9 @@ impl<F: Future> Future for Watched<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         self.signals.yielded.store(false, Ordering::Relaxed);
+        let began = Instant::now();
         let poll = self.inner.as_mut().poll(cx);
+        self.signals.meter.ran(began.elapsed());
         if poll.is_pending() {
             let computing = self.signals.yielded.load(Ordering::Relaxed);
             self.signals.parked.store(!computing, Ordering::Relaxed);

@@ -29,6 +29,7 @@ pub mod fence;
 pub mod files;
 pub mod hints;
 pub mod lifecycle;
+pub mod meter;
 pub mod output;
 pub mod ports;
 pub mod proxy;
@@ -46,6 +47,7 @@ use tokio::sync::watch;
 pub use capacity::{Capacity, CapacityConfig, Limit};
 pub use engine::{Prepared, Runtime, RuntimeConfig};
 pub use lifecycle::Signals;
+pub use meter::{Meter, Usage};
 pub use ports::{PortBook, PortLease};
 pub use sandbox::{DEFAULT_MEMORY, Determinism, Sandbox};
 pub use world::World;
@@ -189,6 +191,7 @@ pub(crate) struct Reporter {
     app: String,
     name: String,
     bus: Bus,
+    meter: Arc<Meter>,
     state: watch::Sender<State>,
     exit: watch::Sender<Option<Exit>>,
 }
@@ -207,11 +210,18 @@ impl Reporter {
         self.bus.platform(&self.app, &self.name, text);
     }
 
+    /// The R14 line, with the dyno's figures at its peak as
+    /// `log-runtime-metrics` writes them.
+    pub(crate) fn memory_quota_exceeded(&self) {
+        let figures = crate::metrics::figures(&self.name, &self.meter.at_peak(), None);
+        self.log(&format!("Error R14 (Memory quota exceeded) {figures}"));
+    }
+
     /// Records the end: the R-code line if any, the exit status, the state.
     pub(crate) fn finish(&self, exit: Exit, stop_requested: bool, one_off: bool) {
         match &exit.cause {
             Cause::Killed => self.log("Error R12 (Exit timeout) -> At least one process failed to exit within the grace period after SIGTERM"),
-            Cause::MemoryQuota => self.log("Error R14 (Memory quota exceeded)"),
+            Cause::MemoryQuota => self.memory_quota_exceeded(),
             Cause::BootTimeout => self.log("Error R10 (Boot timeout) -> Web process failed to bind to $PORT within the boot timeout"),
             Cause::Trapped(why) => self.log(&format!("Process crashed: {why}")),
             Cause::Failed(why) => self.log(&format!("Process failed to start: {why}")),
@@ -236,6 +246,7 @@ impl Dyno {
             app: launch.sandbox.app.clone(),
             name: name.clone(),
             bus: bus.clone(),
+            meter: signals.meter().clone(),
             state: state_tx,
             exit: exit_tx,
         };
@@ -317,6 +328,11 @@ impl Dyno {
 
     pub fn watch_state(&self) -> watch::Receiver<State> {
         self.state.clone()
+    }
+
+    /// What its instances hold now and how long they ran.
+    pub fn usage(&self) -> Usage {
+        self.signals.meter().usage()
     }
 
     /// Asks the dyno to stop: the lifecycle pollable fires and the grace

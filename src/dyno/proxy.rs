@@ -153,7 +153,7 @@ impl Server {
             Ok(resp) => resp,
             Err(why) => {
                 if self.signals.over_quota.swap(false, Ordering::SeqCst) {
-                    self.reporter.log("Error R14 (Memory quota exceeded)");
+                    self.reporter.memory_quota_exceeded();
                 }
                 self.reporter.log(&format!("Request failed: {why}"));
                 error_response(500, "Internal Server Error\n")
@@ -192,14 +192,18 @@ impl Server {
         let pre = self.pre.clone();
         // The guest may go on streaming the body after it sets the
         // response, so it runs in a task of its own.
-        let task = tokio::spawn(async move {
-            let _slot = slot;
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, wasi_req, out)
-                .await
-        });
+        let meter = self.signals.meter().clone();
+        let task = tokio::spawn(super::meter::Timed::new(
+            async move {
+                let _slot = slot;
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, wasi_req, out)
+                    .await
+            },
+            meter,
+        ));
         match rx.await {
             Ok(Ok(resp)) => Ok(resp.map(|b| b.map_err(anyhow::Error::from).boxed_unsync())),
             Ok(Err(code)) => Err(format!("the handler answered with error {code:?}")),

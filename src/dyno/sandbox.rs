@@ -28,6 +28,7 @@ use super::egress::EgressHooks;
 use super::fence::host_only;
 use super::files::DynoFiles;
 use super::lifecycle::SharedSignals;
+use super::meter::Held;
 use super::output::{DynoOutput, OutputPipe};
 use super::ports::PortBook;
 use crate::logbus::Bus;
@@ -124,12 +125,14 @@ impl WasiHttpView for DynoData {
 struct Quota {
     memory: usize,
     signals: SharedSignals,
+    /// This store's share of the dyno's memory, as its meter counts it.
+    held: Held,
 }
 
 impl ResourceLimiter for Quota {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -141,16 +144,23 @@ impl ResourceLimiter for Quota {
                 self.memory >> 20
             );
         }
+        self.held.grow(current, desired);
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        if desired > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        // Counted as a table of references takes it: a pointer each.
+        let slot = std::mem::size_of::<usize>();
+        self.held.grow(current * slot, desired * slot);
+        Ok(true)
     }
 
     fn instances(&self) -> usize {
@@ -223,10 +233,12 @@ impl Sandbox {
             fds,
             quota: Quota {
                 memory: self.memory,
+                held: Held::new(signals.meter.clone()),
                 signals: signals.clone(),
             },
             signals,
         };
+        data.signals.meter.set_quota(self.memory as u64);
         let mut store = Store::new(runtime.engine(), data);
         store.limiter(|d| &mut d.quota);
         store.set_hostcall_fuel(HOSTCALL_FUEL);

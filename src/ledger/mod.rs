@@ -25,7 +25,7 @@
 //! Its operations live in submodules, each an `impl SledLedger` block:
 //! `history` (releases, config vars, rollback), `formation`, `builds`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,10 @@ pub enum LedgerError {
     ReleaseInProgress(u64),
     #[error("Config vars would total {0} bytes, over the limit of 32 kB.")]
     ConfigTooBig(usize),
+    #[error("{app} already drains to {url}.")]
+    DrainExists { app: String, url: String },
+    #[error("{app} has no drain {which}. Run `wdyno drains -a {app}` to list them.")]
+    NoSuchDrain { app: String, which: String },
     #[error("{app} has no build {id}. Run `wdyno builds -a {app}` to list them.")]
     BuildNotFound { app: String, id: u64 },
     #[error("ledger storage error: {0}")]
@@ -89,6 +93,38 @@ pub struct App {
     /// detect.
     #[serde(default)]
     pub buildpacks: Vec<String>,
+    /// Labs features turned on (`log-runtime-metrics`).
+    #[serde(default)]
+    pub features: BTreeSet<String>,
+    /// Where its log lines are sent, besides its ring.
+    #[serde(default)]
+    pub drains: Vec<Drain>,
+}
+
+/// A log drain: every line of the app goes to `url` too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drain {
+    /// A UUID, as Heroku's.
+    pub id: String,
+    /// `https://…`, `http://…`, `syslog+tls://host:port`, `syslog://host:port`.
+    pub url: String,
+    /// `d.` + a UUID: the syslog hostname of its lines, and the
+    /// `Logplex-Drain-Token` header of HTTP drains.
+    pub token: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One change of an app's own record (not its history).
+#[derive(Debug, Clone)]
+pub enum AppChange {
+    /// The buildpacks its builds use (empty: detect).
+    Buildpacks(Vec<String>),
+    /// Turns a labs feature on or off.
+    Feature { name: String, enabled: bool },
+    /// Adds a drain; a drain to the same URL is refused.
+    AddDrain(Drain),
+    /// Removes the drain with this id.
+    RemoveDrain(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,8 +149,9 @@ pub trait Ledger: Send + Sync {
     async fn create_app(&self, name: &AppName) -> Result<App>;
     /// Removes an app and every record of it (`apps:destroy`).
     async fn destroy_app(&self, name: &AppName) -> Result<()>;
-    /// Sets the buildpacks an app's builds use (empty: detect).
-    async fn set_buildpacks(&self, name: &AppName, buildpacks: &[String]) -> Result<App>;
+    /// Changes an app's record (buildpacks, features, drains) and returns
+    /// it as changed.
+    async fn update_app(&self, name: &AppName, change: AppChange) -> Result<App>;
     /// Every app, by name.
     async fn apps(&self) -> Result<Vec<App>>;
     async fn app(&self, name: &AppName) -> Result<App>;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use super::{App, Build, LedgerError, MAX_CONFIG_BYTES, Result};
+use super::{App, AppChange, Build, LedgerError, MAX_CONFIG_BYTES, Result};
 use crate::formation::Formation;
 use crate::names::{AppName, ConfigKey, ProcessType};
 use crate::release::{NewRelease, Release, Status};
@@ -140,6 +140,8 @@ impl SledLedger {
             name: name.clone(),
             created_at: now(),
             buildpacks: Vec::new(),
+            features: Default::default(),
+            drains: Vec::new(),
         };
         let r = (&self.apps, &self.heads).transaction(|(apps, heads)| {
             if apps.get(name.as_str())?.is_some() {
@@ -181,13 +183,46 @@ impl SledLedger {
         self.flush()
     }
 
-    /// Names the buildpacks an app is built with (empty: detect).
-    pub fn set_buildpacks(&self, name: &AppName, buildpacks: &[String]) -> Result<App> {
+    /// Changes an app's own record in one transaction.
+    pub fn update_app(&self, name: &AppName, change: &AppChange) -> Result<App> {
         let r = self.apps.transaction(|apps| {
             let Some(mut app): Option<App> = tx_get(apps, name.as_str().as_bytes())? else {
                 return abort(LedgerError::AppNotFound(name.to_string()));
             };
-            app.buildpacks = buildpacks.to_vec();
+            match change {
+                AppChange::Buildpacks(packs) => app.buildpacks = packs.clone(),
+                AppChange::Feature {
+                    name: feature,
+                    enabled: true,
+                } => {
+                    app.features.insert(feature.clone());
+                }
+                AppChange::Feature {
+                    name: feature,
+                    enabled: false,
+                } => {
+                    app.features.remove(feature);
+                }
+                AppChange::AddDrain(drain) => {
+                    if app.drains.iter().any(|d| d.url == drain.url) {
+                        return abort(LedgerError::DrainExists {
+                            app: name.to_string(),
+                            url: drain.url.clone(),
+                        });
+                    }
+                    app.drains.push(drain.clone());
+                }
+                AppChange::RemoveDrain(which) => {
+                    let before = app.drains.len();
+                    app.drains.retain(|d| d.id != *which);
+                    if app.drains.len() == before {
+                        return abort(LedgerError::NoSuchDrain {
+                            app: name.to_string(),
+                            which: which.clone(),
+                        });
+                    }
+                }
+            }
             apps.insert(name.as_str(), encode(&app))?;
             Ok(app)
         });
@@ -242,9 +277,9 @@ impl super::Ledger for SledLedger {
         let (l, name) = (self.clone(), name.clone());
         blocking(move || l.destroy_app(&name)).await
     }
-    async fn set_buildpacks(&self, name: &AppName, buildpacks: &[String]) -> Result<App> {
-        let (l, name, packs) = (self.clone(), name.clone(), buildpacks.to_vec());
-        blocking(move || l.set_buildpacks(&name, &packs)).await
+    async fn update_app(&self, name: &AppName, change: AppChange) -> Result<App> {
+        let (l, name) = (self.clone(), name.clone());
+        blocking(move || l.update_app(&name, &change)).await
     }
     async fn apps(&self) -> Result<Vec<App>> {
         SledLedger::apps(self)

@@ -122,6 +122,9 @@ pub struct DynoInfo {
     pub release: u64,
     pub updated_at: DateTime<Utc>,
     pub port: Option<u16>,
+    /// Its memory and CPU time, for runtime metrics and the dashboard.
+    #[serde(skip)]
+    pub usage: crate::dyno::Usage,
 }
 
 /// A formation dyno the manager runs, and what it knows of its history.
@@ -228,6 +231,7 @@ impl Manager {
                 release: slot.release,
                 updated_at: slot.since,
                 port: slot.dyno.address().map(|a| a.port),
+                usage: slot.dyno.usage(),
             })
             .chain(
                 state
@@ -242,6 +246,7 @@ impl Manager {
                         release: *release,
                         updated_at: Utc::now() - (Instant::now() - d.started()),
                         port: None,
+                        usage: d.usage(),
                     }),
             )
             .collect()

@@ -18,7 +18,7 @@ use super::{
     DynoAddr, DynoHost, DynoKind, DynoSpec, HostUse, PlacementError, ReleasePlan, RunningDyno,
 };
 use crate::dyno::{
-    Determinism, Dyno, Exit, Launch, PortBook, PortLease, Prepared, Runtime, Sandbox, State,
+    Determinism, Dyno, Exit, Launch, PortBook, PortLease, Prepared, Runtime, Sandbox, State, Usage,
 };
 use crate::logbus::Bus;
 use crate::names::AppName;
@@ -355,6 +355,9 @@ impl RunningDyno for LocalDyno {
     }
     fn started(&self) -> Instant {
         self.dyno.started()
+    }
+    fn usage(&self) -> Usage {
+        self.dyno.usage()
     }
     fn stop(&self) {
         self.dyno.stop()

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::dyno::capacity::Capacity;
 use crate::dyno::output::AttachedStdin;
-use crate::dyno::{Exit, State};
+use crate::dyno::{Exit, State, Usage};
 use crate::names::AppName;
 use crate::procfile::Procfile;
 use crate::release::Release;
@@ -124,6 +124,8 @@ pub trait RunningDyno: Send + Sync {
     /// Where a web dyno listens (`None` for others).
     fn address(&self) -> Option<DynoAddr>;
     fn started(&self) -> Instant;
+    /// The memory its instances hold and the time they ran.
+    fn usage(&self) -> Usage;
     /// Asks the dyno to stop (SIGTERM, then SIGKILL after the grace
     /// period). Idempotent.
     fn stop(&self);

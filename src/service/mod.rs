@@ -12,8 +12,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::deploy::{BuildError, Builder};
+use crate::drain::Drains;
 use crate::formation::Formation;
-use crate::ledger::{App, Build, Ledger, LedgerError};
+use crate::ledger::{App, AppChange, Build, Ledger, LedgerError};
 use crate::logbus::Bus;
 use crate::manager::{CapacityUse, DynoInfo, Manager, ManagerError};
 use crate::names::{AppName, ConfigKey, ProcessType};
@@ -21,8 +22,10 @@ use crate::release::{Release, Status};
 
 mod deploy;
 mod logs;
+mod visibility;
 
 pub use logs::{Attached, AttachedEvent};
+pub use visibility::{FEATURES, Feature};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -70,30 +73,39 @@ pub struct Service {
     bus: Bus,
     manager: Arc<Manager>,
     builder: Builder,
+    /// The apps' log drains, running.
+    drains: Arc<Drains>,
     /// `$WDYNO_HOME`: the apps' git repos live under it.
     home: PathBuf,
     /// Who changes apps (the API token's holder), for `app[api]` lines.
     owner: String,
 }
 
+/// The parts a [`Service`] orchestrates (the composition root makes them).
+pub struct Parts {
+    pub ledger: Arc<dyn Ledger>,
+    pub bus: Bus,
+    pub manager: Arc<Manager>,
+    pub builder: Builder,
+    pub drains: Arc<Drains>,
+    /// `$WDYNO_HOME`.
+    pub home: PathBuf,
+    /// Who changes apps, for `app[api]` lines.
+    pub owner: String,
+}
+
 impl Service {
     /// The service over the platform's parts (the composition root makes
     /// one).
-    pub fn new(
-        ledger: Arc<dyn Ledger>,
-        bus: Bus,
-        manager: Arc<Manager>,
-        builder: Builder,
-        home: PathBuf,
-        owner: String,
-    ) -> Self {
+    pub fn new(p: Parts) -> Self {
         Service {
-            ledger,
-            bus,
-            manager,
-            builder,
-            home,
-            owner,
+            ledger: p.ledger,
+            bus: p.bus,
+            manager: p.manager,
+            builder: p.builder,
+            drains: p.drains,
+            home: p.home,
+            owner: p.owner,
         }
     }
 
@@ -168,6 +180,7 @@ impl Service {
     pub async fn destroy_app(&self, app: &AppName) -> Result<()> {
         self.ledger.app(app).await?;
         self.manager.remove_app(app).await;
+        self.drains.sync(app.as_str(), &[]);
         self.ledger.destroy_app(app).await?;
         self.bus.forget(app.as_str());
         let dirs = [
@@ -187,7 +200,10 @@ impl Service {
     pub async fn set_buildpacks(&self, app: &AppName, packs: &[String]) -> Result<App> {
         crate::buildpack::resolve(&self.home.join("buildpacks"), packs)
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        Ok(self.ledger.set_buildpacks(app, packs).await?)
+        Ok(self
+            .ledger
+            .update_app(app, AppChange::Buildpacks(packs.to_vec()))
+            .await?)
     }
 
     /// The app's bare git repo (made on first use), for `git push`.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::ledger::Drain;
 use crate::names::{ConfigKey, ProcessType};
 
 fn app(s: &str) -> AppName {
@@ -322,4 +323,56 @@ fn a_destroyed_app_leaves_nothing_for_its_successor() {
         "a neighbour keeps its own"
     );
     assert_eq!(l.slugs_in_use().unwrap(), HashSet::from([slug(2)]));
+}
+
+#[test]
+fn an_apps_features_and_drains_are_kept_and_never_doubled() {
+    let t = tempfile::tempdir().unwrap();
+    let a = app("hello");
+    let drain = |id: &str, url: &str| Drain {
+        id: id.into(),
+        url: url.into(),
+        token: format!("d.{id}"),
+        created_at: now(),
+    };
+    {
+        let l = SledLedger::open(t.path()).unwrap();
+        l.create_app(&a).unwrap();
+        let feature = |enabled| AppChange::Feature {
+            name: "log-runtime-metrics".into(),
+            enabled,
+        };
+        l.update_app(&a, &feature(true)).unwrap();
+        let got = l.update_app(&a, &feature(true)).unwrap();
+        assert_eq!(got.features.len(), 1);
+        l.update_app(&a, &AppChange::AddDrain(drain("1", "syslog://x:1")))
+            .unwrap();
+        l.update_app(&a, &AppChange::AddDrain(drain("2", "https://y/")))
+            .unwrap();
+        let again = l.update_app(&a, &AppChange::AddDrain(drain("3", "syslog://x:1")));
+        assert!(
+            matches!(again, Err(LedgerError::DrainExists { .. })),
+            "{again:?}"
+        );
+        let gone = l.update_app(&a, &AppChange::RemoveDrain("9".into()));
+        assert!(
+            matches!(gone, Err(LedgerError::NoSuchDrain { .. })),
+            "{gone:?}"
+        );
+        let missing = l.update_app(&app("nope"), &feature(true));
+        assert!(
+            matches!(missing, Err(LedgerError::AppNotFound(_))),
+            "{missing:?}"
+        );
+    }
+    let l = SledLedger::open(t.path()).unwrap();
+    let got = l.app(&a).unwrap();
+    assert!(got.features.contains("log-runtime-metrics"));
+    let urls: Vec<&str> = got.drains.iter().map(|d| d.url.as_str()).collect();
+    assert_eq!(urls, ["syslog://x:1", "https://y/"]);
+    let got = l
+        .update_app(&a, &AppChange::RemoveDrain("1".into()))
+        .unwrap();
+    let ids: Vec<&str> = got.drains.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["2"]);
 }
