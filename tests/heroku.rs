@@ -333,6 +333,54 @@ async fn the_heroku_cli_drives_wdyno() {
     h.ok(&["ps:stop", &run, "-a", "probe"]);
     one_off_gone(&d, &run, "the one-off gone").await;
 
+    // labs: the app's feature, found after the account has none.
+    let out = h.ok(&["labs:enable", "log-runtime-metrics", "-a", "probe"]);
+    assert!(
+        all(&out).contains("Enabling log-runtime-metrics for probe... done"),
+        "{}",
+        all(&out)
+    );
+    let out = h.ok(&["labs", "-a", "probe"]);
+    assert!(
+        out.stdout.contains("=== App Features probe"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("[+] log-runtime-metrics"),
+        "{}",
+        out.stdout
+    );
+    h.ok(&["labs:disable", "log-runtime-metrics", "-a", "probe"]);
+    let out = h.ok(&["labs", "-a", "probe"]);
+    assert!(
+        out.stdout.contains("[ ] log-runtime-metrics"),
+        "{}",
+        out.stdout
+    );
+
+    // drains: added, listed with their token, removed by URL.
+    let url = "syslog+tls://logs.example.com:6514";
+    let out = h.ok(&["drains:add", url, "-a", "probe"]);
+    assert_eq!(out.stdout.trim(), format!("Successfully added drain {url}"));
+    let token = d.api_get("/apps/probe/log-drains")[0]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = h.ok(&["drains", "-a", "probe"]);
+    assert!(out.stdout.contains("=== Drains"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("{url} ({token})")),
+        "{}",
+        out.stdout
+    );
+    let out = h.ok(&["drains:remove", url, "-a", "probe"]);
+    assert_eq!(
+        out.stdout.trim(),
+        format!("Successfully removed drain {url}")
+    );
+    assert_eq!(d.api_get("/apps/probe/log-drains"), serde_json::json!([]));
+
     // apps:destroy: gone from the platform.
     h.ok(&["apps:destroy", "-a", &generated, "--confirm", &generated]);
     h.ok(&["apps:destroy", "-a", "probe", "--confirm", "probe"]);

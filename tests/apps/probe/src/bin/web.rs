@@ -1,5 +1,6 @@
 //! A small HTTP/1.1 server on `$PORT` (keep-alive, concurrent connections).
-//! `GET /` → `hello from $DYNO`, `/env` → the env, `/greeting` → `$GREETING`.
+//! `GET /` → `hello from $DYNO`, `/env` → the env, `/greeting` → `$GREETING`,
+//! `/alloc/N` → holds N MiB more for good, `/print/N` → prints N lines.
 //! Listens on `$BIND` (default `0.0.0.0`, as most apps do).
 
 use wstd::io::{AsyncRead, AsyncWrite};
@@ -84,7 +85,26 @@ async fn serve(mut stream: TcpStream) -> std::io::Result<()> {
     }
 }
 
+/// What `/alloc/N` holds: never freed.
+static HOARD: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
 fn route(path: &str) -> (&'static str, String) {
+    if let Some(n) = path.strip_prefix("/alloc/").and_then(|n| n.parse::<usize>().ok()) {
+        let mut hoard = HOARD.lock().unwrap();
+        hoard.push(vec![1u8; n << 20]);
+        let total: usize = hoard.iter().map(Vec::len).sum();
+        let dyno = std::env::var("DYNO").unwrap_or_default();
+        return ("200 OK", format!("{dyno} holds {} MiB", total >> 20));
+    }
+    if let Some(n) = path.strip_prefix("/print/").and_then(|n| n.parse::<u32>().ok()) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for i in 1..=n {
+            let _ = writeln!(out, "burst {i}/{n}");
+        }
+        let _ = out.flush();
+        return ("200 OK", format!("printed {n}"));
+    }
     match path {
         "/" => (
             "200 OK",
