@@ -192,6 +192,9 @@ async fn bench() {
     if want("rollback") {
         served::rollback(&plan, &mut table, &s).await;
     }
+    if want("metrics") {
+        served::metrics(&plan, &mut table, &s).await;
+    }
     if want("proxy") {
         served::proxy(&plan, &mut table, &s).await;
     }

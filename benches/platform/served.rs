@@ -30,7 +30,9 @@ pub struct Served {
 
 impl Served {
     pub async fn start() -> Served {
-        let served = Served::attach(Daemon::start(&[]));
+        // Runtime metrics, where an app turns them on, every second (20x
+        // Heroku's rate): the `metrics` figure measures what they cost.
+        let served = Served::attach(Daemon::start(&["--metrics-interval", "1"]));
         served.deploy(APP, "hello");
         served.daemon.answers(APP, "/", "hello\n").await;
         served.deploy(KEEP_ALIVE, "probe");
@@ -353,6 +355,43 @@ pub async fn rollback(plan: &Plan, table: &mut Table, s: &Served) {
         ratio: "—".into(),
         target: "< 100 ms".into(),
         met: Some(worst < Duration::from_millis(100)),
+    });
+}
+
+/// What runtime metrics cost a dyno: keep-alive requests/s straight to one
+/// dyno with `log-runtime-metrics` on (a sample every second) against the
+/// same with it off, alternated so drift hits both alike.
+pub async fn metrics(plan: &Plan, table: &mut Table, s: &Served) {
+    s.scale(KEEP_ALIVE, 1).await;
+    let direct = Target::new(s.web_ports(KEEP_ALIVE).await, "localhost", "/");
+    let feature = format!("/apps/{KEEP_ALIVE}/features/log-runtime-metrics");
+    let (c, t) = (plan.concurrency, plan.load_time);
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        for (enabled, into) in [(false, &mut off), (true, &mut on)] {
+            let (status, body) = s
+                .api("PATCH", &feature, Some(json!({ "enabled": enabled })))
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let l = load::run(&direct, c, t).await;
+            assert_eq!(l.failed, 0, "requests failed");
+            into.push(l.rps());
+        }
+    }
+    s.api("PATCH", &feature, Some(json!({"enabled": false})))
+        .await;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (on, off) = (mean(&on), mean(&off));
+    let x = on / off;
+    table.row(Row {
+        figure:
+            "requests/s to a dyno with runtime metrics on (sampled every 1 s), probe keep-alive"
+                .into(),
+        wdyno: format!("{on:.0} req/s"),
+        baseline: format!("metrics off: {off:.0} req/s"),
+        ratio: ratio(x),
+        target: "≥ 0.97x".into(),
+        met: Some(x >= 0.97),
     });
 }
 
