@@ -3,7 +3,7 @@
 //! # Layout
 //! Each Heroku concept is one module named after it.
 //! - Pure types: [`names`] (app, process type, dyno name, config key),
-//!   [`procfile`], [`formation`], [`release`].
+//!   [`procfile`], [`formation`], [`release`], [`routing`].
 //! - Storage, each behind a trait another backend can replace:
 //!   [`ledger`] (apps, releases, config, formation, builds; [`ledger::Ledger`]
 //!   over sled), [`slug`] (packed apps by digest; [`slug::SlugStore`] over
@@ -49,6 +49,7 @@ pub mod platform;
 pub mod procfile;
 pub mod release;
 pub mod router;
+pub mod routing;
 pub mod service;
 pub mod slug;
 pub mod slugignore;

@@ -200,8 +200,7 @@ impl Platform {
             owner: owner_email(),
         }));
         for app in ledger.apps().await? {
-            service.opened(&app.name);
-            service.start_drains(&app);
+            service.restore(&app);
         }
         Ok(Arc::new(Platform {
             home,

@@ -60,6 +60,7 @@ async fn wdynos_own_cli_does_the_same_in_herokus_formats() {
              Git URL:    {git_url}\n\
              Owner:      {email}\n\
              Region:     local\n\
+             Routing:    random\n\
              Stack:      wasi-0.2\n\
              Web URL:    {web_url}\n"
         )

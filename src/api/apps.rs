@@ -12,6 +12,7 @@ use super::reply::{ApiError, Reply, json_reply, ok, read_body};
 use super::schema::{self, AppCreate, AppUpdate};
 use crate::ledger::App;
 use crate::names::AppName;
+use crate::routing::Routing;
 use crate::service::Service;
 
 /// An app in the API's shape, with when it was last released.
@@ -85,12 +86,28 @@ pub(super) async fn update(
     req: Request<Incoming>,
 ) -> Reply {
     let body: AppUpdate = read_body(req).await?;
-    let Some(packs) = body.buildpacks else {
+    if body.buildpacks.is_none() && body.routing.is_none() {
         return Err(ApiError::bad(
-            "expected {\"buildpacks\": [\"rust\" | \"js\" | \"wasm\" | \"/path\", …]}",
+            "expected {\"buildpacks\": [\"rust\" | \"js\" | \"wasm\" | \"/path\", …]} or {\"routing\": \"random\" | \"least-connections\"}",
         ));
+    }
+    // Checked before anything changes: a bad field changes nothing.
+    let routing = match body.routing.as_deref() {
+        Some(r) => Some(Routing::parse(r).ok_or_else(|| {
+            ApiError::bad(format!(
+                "routing {r:?} is neither random (Heroku's) nor least-connections"
+            ))
+        })?),
+        None => None,
     };
-    let app = s.set_buildpacks(&app, &packs).await?;
+    let mut record = None;
+    if let Some(packs) = &body.buildpacks {
+        record = Some(s.set_buildpacks(&app, packs).await?);
+    }
+    if let Some(r) = routing {
+        record = Some(s.set_routing(&app, r).await?);
+    }
+    let app = record.expect("one of the fields was given");
     ok(&shape(s, site, &app).await?)
 }
 

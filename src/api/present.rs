@@ -90,6 +90,7 @@ impl Site {
             slug_size: None,
             process_tier: "basic".to_owned(),
             buildpacks: app.buildpacks.clone(),
+            routing: app.routing,
         }
     }
 

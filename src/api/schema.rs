@@ -135,6 +135,9 @@ pub struct App {
     pub process_tier: String,
     /// wdyno: the buildpacks the app names (empty: detected).
     pub buildpacks: Vec<String>,
+    /// wdyno: how the router spreads its requests (`random`,
+    /// `least-connections`).
+    pub routing: crate::routing::Routing,
 }
 
 /// `POST /apps`: every field optional; with no name one is made up.
@@ -152,6 +155,9 @@ pub struct AppCreate {
 pub struct AppUpdate {
     #[serde(default)]
     pub buildpacks: Option<Vec<String>>,
+    /// `random` or `least-connections`.
+    #[serde(default)]
+    pub routing: Option<String>,
 }
 
 /// A formation entry: one process type's dynos.

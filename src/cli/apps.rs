@@ -141,6 +141,7 @@ pub fn info_text(a: &App, formation: &[Formation]) -> String {
         ("Git URL", a.git_url.clone()),
         ("Owner", a.owner.email.clone()),
         ("Region", a.region.name.clone()),
+        ("Routing", a.routing.as_str().to_owned()),
         ("Stack", a.stack.name.clone()),
         ("Web URL", a.web_url.clone()),
     ] {
@@ -183,6 +184,19 @@ pub fn open_in_browser(url: &str) {
             .stderr(std::process::Stdio::null())
             .spawn();
     }
+}
+
+/// `apps:update --routing random|least-connections`.
+pub async fn update(client: &Client, app: &AppName, routing: &str) -> Result<()> {
+    let a: App = client
+        .json(
+            Method::PATCH,
+            &format!("/apps/{app}"),
+            json!({ "routing": routing }),
+        )
+        .await?;
+    println!("Routing of {app}: {}", a.routing.as_str());
+    Ok(())
 }
 
 /// `buildpacks:set`; an empty list goes back to detecting.

@@ -82,6 +82,15 @@ pub enum Cmd {
         #[command(flatten)]
         app: AppArg,
     },
+    /// Change how an app is served: `--routing least-connections` sends
+    /// each request to the less busy of two dynos (default `random`).
+    #[command(name = "apps:update")]
+    AppsUpdate {
+        #[arg(long, value_parser = ["random", "least-connections"])]
+        routing: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Destroy an app and everything of it.
     #[command(name = "apps:destroy")]
     AppsDestroy {
@@ -296,6 +305,7 @@ async fn api_verb(client: &Client, cmd: Cmd, json: bool) -> Result<i32> {
             apps::create(client, name.as_deref(), &buildpack).await?
         }
         Cmd::AppsInfo(app) => apps::info(client, &resolve(&app)?, json).await?,
+        Cmd::AppsUpdate { routing, app } => apps::update(client, &resolve(&app)?, &routing).await?,
         Cmd::Open { path, app } => apps::open(client, &resolve(&app)?, path.as_deref()).await?,
         Cmd::RunDetached { app, command } => {
             run::detached(client, &resolve(&app)?, &command.join(" ")).await?

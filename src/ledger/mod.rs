@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::formation::Formation;
 use crate::names::{AppName, ConfigKey, ProcessType};
 use crate::release::{NewRelease, Release, Status};
+use crate::routing::Routing;
 use crate::slug::SlugId;
 
 mod sled;
@@ -99,6 +100,9 @@ pub struct App {
     /// Where its log lines are sent, besides its ring.
     #[serde(default)]
     pub drains: Vec<Drain>,
+    /// How the router spreads its requests.
+    #[serde(default)]
+    pub routing: Routing,
 }
 
 /// A log drain: every line of the app goes to `url` too.
@@ -125,6 +129,8 @@ pub enum AppChange {
     AddDrain(Drain),
     /// Removes the drain with this id.
     RemoveDrain(String),
+    /// How the router spreads its requests.
+    Routing(Routing),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -142,6 +142,7 @@ impl SledLedger {
             buildpacks: Vec::new(),
             features: Default::default(),
             drains: Vec::new(),
+            routing: Default::default(),
         };
         let r = (&self.apps, &self.heads).transaction(|(apps, heads)| {
             if apps.get(name.as_str())?.is_some() {
@@ -212,6 +213,7 @@ impl SledLedger {
                     }
                     app.drains.push(drain.clone());
                 }
+                AppChange::Routing(r) => app.routing = *r,
                 AppChange::RemoveDrain(which) => {
                     let before = app.drains.len();
                     app.drains.retain(|d| d.id != *which);

@@ -1,11 +1,13 @@
-//! The router's table: each app's `up` web dynos. The manager writes it
-//! as dynos come up and go; the router never starts or stops one.
+//! The router's table: each app's `up` web dynos and how it spreads
+//! requests over them. The manager writes it as dynos come up and go; the
+//! router never starts or stops one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::placement::DynoAddr;
+pub use crate::routing::Routing;
 
 /// One up web dyno.
 #[derive(Debug, Clone)]
@@ -77,6 +79,7 @@ pub struct AppRoutes {
     pub backends: Vec<Backend>,
     /// Web dynos are meant to run but have crashed (H10 rather than H14).
     pub web_crashed: bool,
+    pub routing: Routing,
 }
 
 /// Why [`RouteTable::pick`] found no dyno.
@@ -132,6 +135,14 @@ impl RouteTable {
         }
     }
 
+    /// How `app`'s requests are spread from now on.
+    pub fn set_routing(&self, app: &str, routing: Routing) {
+        let mut t = self.inner.write().expect("route table lock");
+        if let Some(routes) = t.get_mut(app) {
+            routes.routing = routing;
+        }
+    }
+
     pub fn set_crashed(&self, app: &str, crashed: bool) {
         let mut t = self.inner.write().expect("route table lock");
         t.entry(app.to_owned()).or_default().web_crashed = crashed;
@@ -141,15 +152,103 @@ impl RouteTable {
         self.inner.write().expect("route table lock").remove(app);
     }
 
-    /// One up web dyno of `app`, the `choose`n of however many there are
-    /// (the router passes a uniform random index), cloning only that one.
-    pub fn pick(&self, app: &str, choose: impl FnOnce(usize) -> usize) -> Result<Backend, NoRoute> {
+    /// One up web dyno of `app`, cloning only that one. `random(n)` is a
+    /// uniform index below `n` (the router's seedable generator): one draw
+    /// picks the dyno under [`Routing::Random`]; two distinct ones are
+    /// compared by requests in flight under [`Routing::LeastConnections`].
+    pub fn pick(
+        &self,
+        app: &str,
+        mut random: impl FnMut(usize) -> usize,
+    ) -> Result<Backend, NoRoute> {
         let table = self.inner.read().expect("route table lock");
         match table.get(app) {
-            Some(r) if !r.backends.is_empty() => Ok(r.backends[choose(r.backends.len())].clone()),
+            Some(r) if !r.backends.is_empty() => {
+                let b = &r.backends;
+                let i = random(b.len());
+                let chosen = match r.routing {
+                    Routing::LeastConnections if b.len() > 1 => {
+                        // A second, different dyno: one of the others.
+                        let j = (i + 1 + random(b.len() - 1)) % b.len();
+                        if b[j].inflight.count() < b[i].inflight.count() {
+                            j
+                        } else {
+                            i
+                        }
+                    }
+                    _ => i,
+                };
+                Ok(b[chosen].clone())
+            }
             Some(r) if r.web_crashed => Err(NoRoute::Crashed),
             Some(_) => Err(NoRoute::NoWebDynos),
             None => Err(NoRoute::NoSuchApp),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+
+    fn backend(id: u64) -> Backend {
+        Backend {
+            id,
+            dyno: format!("web.{id}"),
+            addr: DynoAddr {
+                port: 5000 + id as u16,
+                v6: Arc::default(),
+            },
+            inflight: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn least_connections_never_picks_the_busier_of_two() {
+        let t = RouteTable::new();
+        t.open("a");
+        t.set_routing("a", Routing::LeastConnections);
+        t.add("a", backend(1));
+        t.add("a", backend(2));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut held = Vec::new();
+        for _ in 0..1000 {
+            let b = t.pick("a", |n| rng.random_range(0..n)).unwrap();
+            let routes = t.inner.read().unwrap()["a"].backends.clone();
+            let other = routes.iter().find(|o| o.id != b.id).unwrap();
+            assert!(
+                b.inflight.count() <= other.inflight.count(),
+                "sent to {} with {} in flight while {} had {}",
+                b.dyno,
+                b.inflight.count(),
+                other.dyno,
+                other.inflight.count()
+            );
+            held.push(b.inflight.enter());
+            // Answers come back out of order, some dynos faster.
+            if rng.random_range(0..3) == 0 {
+                let k = rng.random_range(0..held.len());
+                held.swap_remove(k);
+            }
+        }
+    }
+
+    #[test]
+    fn random_spreads_uniformly() {
+        let t = RouteTable::new();
+        t.open("a");
+        for id in 1..=4 {
+            t.add("a", backend(id));
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut hits = [0u32; 5];
+        for _ in 0..4000 {
+            let b = t.pick("a", |n| rng.random_range(0..n)).unwrap();
+            hits[b.id as usize] += 1;
+        }
+        for h in &hits[1..] {
+            assert!((850..1150).contains(h), "{hits:?}");
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::logbus::Bus;
 use crate::manager::{CapacityUse, DynoInfo, Manager, ManagerError};
 use crate::names::{AppName, ConfigKey, ProcessType};
 use crate::release::{Release, Status};
+use crate::routing::Routing;
 
 mod deploy;
 mod logs;
@@ -194,6 +195,28 @@ impl Service {
         })
         .await;
         Ok(())
+    }
+
+    /// An app found in the ledger at start: known to the log bus and the
+    /// router (with its routing), its drains running.
+    pub fn restore(&self, app: &App) {
+        self.opened(&app.name);
+        self.manager
+            .routes()
+            .set_routing(app.name.as_str(), app.routing);
+        self.start_drains(app);
+    }
+
+    /// `apps:update --routing`: how the router spreads the app's requests,
+    /// from its next request on.
+    pub async fn set_routing(&self, app: &AppName, routing: Routing) -> Result<App> {
+        let record = self
+            .ledger
+            .update_app(app, AppChange::Routing(routing))
+            .await?;
+        self.manager.routes().set_routing(app.as_str(), routing);
+        self.api_line(app, &format!("Set routing to {}", routing.as_str()));
+        Ok(record)
     }
 
     /// `buildpacks:set`: each must be a built-in name or a buildpack dir.

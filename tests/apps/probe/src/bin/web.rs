@@ -66,6 +66,7 @@ async fn serve(mut stream: TcpStream) -> std::io::Result<()> {
             // Misbehaviours the router must survive.
             "/close" => return Ok(()),
             "/hang" => {
+                println!("hanging");
                 wstd::task::sleep(wstd::time::Duration::from_secs(3600)).await;
                 return Ok(());
             }
