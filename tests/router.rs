@@ -162,7 +162,7 @@ async fn hop_by_hop_headers_stay_on_their_hop() {
     assert_eq!(a.header("connection"), None, "{:?}", a.headers);
     assert_eq!(
         a.text(),
-        "host\nvia\nx-e2e\nx-forwarded-for\nx-forwarded-port\nx-forwarded-proto\nx-request-id\n"
+        "host\nvia\nx-e2e\nx-forwarded-for\nx-forwarded-port\nx-forwarded-proto\nx-request-id\nx-request-start\n"
     );
     // And a third time, to be sure the connection is still usable.
     c.send(&get("edge.localhost", "/"));
@@ -402,4 +402,81 @@ async fn unknown_hosts_get_404_and_leave_memory_flat() {
     // Nothing was kept for them either.
     let out = d.cli(&["logs", "-a", "nosuch1", "-n", "10"]);
     assert!(!out.stdout.contains("router"), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_is_logged_with_the_bytes_it_sent() {
+    let d = edge_daemon("edge", &[]).await;
+    let mut c = Raw::connect(d.router);
+    c.send(&get("edge.localhost", "/chunked"));
+    let a = c.answer();
+    assert_eq!((a.status, a.text().len()), (200, 3000));
+    let line = router_line(&d, "edge", "path=\"/chunked\"").await;
+    assert!(
+        line.contains("at=info method=GET path=\"/chunked\""),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(" status=200 bytes=3000 protocol=http"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_goes_quiet_is_cut_with_h15() {
+    let d = edge_daemon("edge", &["--idle-timeout", "1"]).await;
+    let mut c = Raw::connect(d.router);
+    let sent = Instant::now();
+    c.send(&get("edge.localhost", "/stall"));
+    // The head and the first chunk arrive; then the router cuts it.
+    let mut got = Vec::new();
+    let _ = c.r.read_to_end(&mut got);
+    let took = sent.elapsed();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.contains("\r\n\r\n5\r\nhello\r\n"), "{text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "the stream was not ended as if whole: {text}"
+    );
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    let line = router_line(&d, "edge", "path=\"/stall\"").await;
+    assert!(
+        line.contains(
+            "wdyno[router]: at=error code=H15 desc=\"Idle connection\" method=GET path=\"/stall\""
+        ),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(" status=503 bytes=5 protocol=http"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_sees_when_the_router_had_its_request() {
+    let d = edge_daemon("edge", &[]).await;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let before = now_ms();
+    let mut c = Raw::connect(d.router);
+    c.send(&get("edge.localhost", "/request-start"));
+    let a = c.answer();
+    let after = now_ms();
+    assert_eq!(a.status, 200);
+    let at: u64 = a
+        .text()
+        .parse()
+        .unwrap_or_else(|_| panic!("X-Request-Start is not ms: {:?}", a.text()));
+    assert!(
+        (before..=after).contains(&at),
+        "{before} <= {at} <= {after}"
+    );
 }

@@ -28,6 +28,9 @@ pub struct DaemonArgs {
     /// Seconds the router waits for a dyno's response (H12).
     #[arg(long, default_value_t = 30)]
     pub request_timeout: u64,
+    /// Seconds a dyno's answer may send nothing once it has started (H15).
+    #[arg(long, default_value_t = 55)]
+    pub idle_timeout: u64,
     /// First restart backoff of a crashing dyno, milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub restart_backoff_ms: u64,
@@ -92,6 +95,7 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
         cfg.manager.disk = Some(args.disk_mb << 20);
     }
     cfg.router.request_timeout = Duration::from_secs(args.request_timeout);
+    cfg.router.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
     cfg.router.seed = args.router_seed;
     cfg.router.max_body = args.max_body;
     cfg.build_cache = args.build_cache;

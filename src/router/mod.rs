@@ -1,12 +1,17 @@
-//! The HTTP front door: picks a random up web dyno of the app the Host
-//! header names, forwards the request over a pooled keep-alive connection,
-//! and logs one Heroku-format line per request.
+//! The HTTP front door: picks an up web dyno of the app the Host header
+//! names (at random, or the less busy of two: the app's
+//! [`Routing`](crate::routing::Routing)), forwards the request over a
+//! pooled keep-alive connection with `X-Request-Start` (when the router
+//! had it, in ms) for the app's APM, and logs one Heroku-format line per
+//! request: at the answer's head when it has a `Content-Length`, else when
+//! the stream ends, with the bytes it sent ([`stream`]).
 //!
 //! Errors answer 503 with a short page and an `H` code in the log: `H14` no
 //! web dynos up, `H10` they crashed, `H12` no response in time, `H13` the
 //! dyno closed the connection without answering, `H19` it could not be
 //! reached, `H99` the platform failed; `H17` (502) the dyno's answer had
-//! both `Content-Length` and `Transfer-Encoding`. Requests the router
+//! both `Content-Length` and `Transfer-Encoding`; `H15` an answer that
+//! sent nothing for the idle timeout (55 s) is cut. Requests the router
 //! refuses get their own status and line: 400 for a Host that is not a
 //! `host[:port]` ([`host`]) and for `Content-Length` with
 //! `Transfer-Encoding` (request smuggling; [`head`]), then the connection
@@ -21,6 +26,7 @@ mod head;
 mod hop;
 pub mod host;
 mod log;
+mod stream;
 pub mod table;
 mod tunnel;
 
@@ -46,6 +52,7 @@ use answer::{ERROR_PAGE, NO_SUCH_APP, closing, text};
 use body::Capped;
 use head::{Framing, HeadScan, Refusal, Sniff};
 use log::{LineBits, good_request_id, new_request_id, path_field};
+use stream::Streamed;
 pub use table::{Backend, NoRoute, RouteTable};
 
 type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -57,6 +64,8 @@ pub struct RouterConfig {
     pub request_timeout: Duration,
     /// Time to connect to a dyno (H19).
     pub connect_timeout: Duration,
+    /// Time a dyno's answer may send nothing once it has started (H15).
+    pub idle_timeout: Duration,
     /// Time a client has to send its request headers.
     pub header_timeout: Duration,
     /// Largest request body forwarded.
@@ -83,6 +92,7 @@ impl Default for RouterConfig {
         RouterConfig {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(55),
             header_timeout: Duration::from_secs(10),
             max_body: 100 << 20,
             max_head: 16 * 1024,
@@ -218,12 +228,16 @@ impl Router {
 
 impl Router {
     async fn handle(
-        &self,
+        self: &Arc<Self>,
         mut req: Request<Incoming>,
         peer: SocketAddr,
         framing: &Framing,
     ) -> Response<Body> {
         let started = Instant::now();
+        // For the app's APM: when the router had the request (ms).
+        let received_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         let framed = framing.next_request();
         let raw_host = req
             .headers()
@@ -336,7 +350,7 @@ impl Router {
         };
         // Counted until the dyno answers, so the manager can let a dyno it
         // takes out of service finish what it was sent.
-        let _inflight = backend.inflight.enter();
+        let inflight = backend.inflight.enter();
         let upgrade = hop::wants_upgrade(req.headers());
         // Any `Upgrade` header stops the head scan (hyper may switch
         // protocols on it): unless tunnelled, the connection then closes.
@@ -358,6 +372,7 @@ impl Router {
         headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
         headers.insert("x-forwarded-port", HeaderValue::from(self.port));
         headers.insert(header::VIA, HeaderValue::from_static("1.1 wdyno"));
+        headers.insert("x-request-start", HeaderValue::from(received_ms as u64));
         let uri = format!("http://{}{}", backend.addr(), path);
         let (mut parts, body) = req.into_parts();
         parts.uri = match uri.parse() {
@@ -419,25 +434,35 @@ impl Router {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        let bytes = resp
+        // A sized answer is logged now, with its length; a streamed one
+        // when it ends, with what it sent (see `stream`).
+        let sized = resp
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
+            .and_then(|v| v.parse::<u64>().ok());
         let connect = connect_started.duration_since(started).as_millis();
-        self.log_line(
-            &line,
-            "at=info",
-            &backend.dyno,
+        if let Some(bytes) = sized {
+            self.log_line(
+                &line,
+                "at=info",
+                &backend.dyno,
+                connect,
+                status.as_u16(),
+                bytes,
+                started,
+            );
+        }
+        let line = stream::Line {
+            router: self.clone(),
+            bits: line,
+            dyno: backend.dyno.clone(),
             connect,
-            status.as_u16(),
-            bytes,
+            status: status.as_u16(),
             started,
-        );
-        resp.map(|b| {
-            b.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-                .boxed()
-        })
+            written: sized.is_some(),
+        };
+        let idle = self.cfg.idle_timeout;
+        resp.map(|b| Streamed::new(b, idle, line, inflight).boxed())
     }
 }

@@ -12,7 +12,11 @@
 //!   (as every answer here should: the app closes after each), so the
 //!   router never reuses the connection;
 //! - `GET /ws` with `Upgrade: websocket` → 101, then each text frame
-//!   received is sent back (unmasked) until a close frame.
+//!   received is sent back (unmasked) until a close frame;
+//! - `GET /chunked` → 3000 bytes (`x` × 1000 three times) in three chunks;
+//! - `GET /stall` → a chunked answer that sends one 5-byte chunk and then
+//!   nothing for an hour;
+//! - `GET /request-start` → the `X-Request-Start` the router sent.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -126,6 +130,28 @@ fn serve(stream: &TcpStream) -> std::io::Result<()> {
                 b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n",
             )?;
             echo_frames(&mut reader, out)
+        }
+        ("GET", "/chunked") => {
+            out.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")?;
+            for _ in 0..3 {
+                out.write_all(b"3e8\r\n")?;
+                out.write_all(&[b'x'; 1000])?;
+                out.write_all(b"\r\n")?;
+                out.flush()?;
+            }
+            out.write_all(b"0\r\n\r\n")
+        }
+        ("GET", "/stall") => {
+            out.write_all(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\nhello\r\n",
+            )?;
+            out.flush()?;
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            Ok(())
+        }
+        ("GET", "/request-start") => {
+            let v = head.get("x-request-start").unwrap_or("none").to_owned();
+            out.write_all(reply("200 OK", &v).as_bytes())
         }
         _ => out.write_all(reply("404 Not Found", "not found\n").as_bytes()),
     }

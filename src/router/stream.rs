@@ -1,0 +1,135 @@
+//! A dyno's answer on its way to the client. Its bytes are counted, its
+//! request stays counted in flight until the last byte (so draining and
+//! least-connections see a streaming dyno as busy), a stream that sends
+//! nothing for the idle timeout is cut (`H15`), and an answer without a
+//! `Content-Length` (chunked, or ended by close) gets its router line when
+//! it ends, with the bytes it really sent.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use tokio::time::Sleep;
+
+use super::Router;
+use super::log::LineBits;
+use super::table;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the dyno sent nothing for {0:?} (H15 idle connection)")]
+pub struct Idle(Duration);
+
+/// What the router line of a streamed answer needs.
+pub(super) struct Line {
+    pub router: Arc<Router>,
+    pub bits: LineBits,
+    pub dyno: String,
+    pub connect: u128,
+    pub status: u16,
+    pub started: Instant,
+    /// Written already, at the answer's head (a sized answer).
+    pub written: bool,
+}
+
+pub(super) struct Streamed {
+    inner: Incoming,
+    sent: u64,
+    idle_after: Duration,
+    idle: Pin<Box<Sleep>>,
+    line: Option<Line>,
+    _inflight: table::Request,
+}
+
+impl Streamed {
+    pub(super) fn new(
+        inner: Incoming,
+        idle_after: Duration,
+        line: Line,
+        inflight: table::Request,
+    ) -> Self {
+        Streamed {
+            inner,
+            sent: 0,
+            idle_after,
+            idle: Box::pin(tokio::time::sleep(idle_after)),
+            line: Some(line),
+            _inflight: inflight,
+        }
+    }
+
+    /// Writes the line once: `H15` when the stream went idle, else the
+    /// ordinary line if it was not written at the head.
+    fn finish(&mut self, idle: bool) {
+        let Some(l) = self.line.take() else { return };
+        if idle {
+            l.router.log_line(
+                &l.bits,
+                "at=error code=H15 desc=\"Idle connection\"",
+                &l.dyno,
+                l.connect,
+                503,
+                self.sent,
+                l.started,
+            );
+        } else if !l.written {
+            l.router.log_line(
+                &l.bits, "at=info", &l.dyno, l.connect, l.status, self.sent, l.started,
+            );
+        }
+    }
+}
+
+impl Body for Streamed {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.sent += data.len() as u64;
+                }
+                let again = tokio::time::Instant::now() + self.idle_after;
+                self.idle.as_mut().reset(again);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.finish(false);
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(None) => {
+                self.finish(false);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if self.idle.as_mut().poll(cx).is_ready() {
+                    self.finish(true);
+                    let after = self.idle_after;
+                    return Poll::Ready(Some(Err(Box::new(Idle(after)))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Streamed {
+    /// The client went away (or hyper is done with a sized body it never
+    /// polled to the end): the line says what was sent.
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
