@@ -460,14 +460,6 @@ fn webdriver(port: u16, method: &str, path: &str, body: Option<Value>) -> Value 
     v["value"].clone()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn base64_decode(s: &str) -> Vec<u8> {
     let val = |c: u8| match c {
         b'A'..=b'Z' => c - b'A',
@@ -509,7 +501,7 @@ impl Browser {
                 return None;
             }
         }
-        let port = free_port();
+        let port = common::free_port();
         let mut child = std::process::Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::piped())
@@ -656,34 +648,50 @@ async fn the_dashboard_shows_a_burst_live_in_a_browser() {
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
 }
 
-/// A self-signed certificate for `localhost` and its key, made by openssl:
-/// (cert PEM path, key PEM path), or `None` (said why) without openssl.
-fn self_signed(dir: &std::path::Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output();
-    match made {
-        Ok(o) if o.status.success() => Some((cert, key)),
-        Ok(o) => panic!("openssl failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => {
-            println!("skipped: openssl cannot run ({e}): it makes the test's certificate");
-            None
+/// A test CA and a server certificate it signed for `localhost`, made by
+/// openssl: (CA PEM, server cert PEM, server key PEM), or `None` (said
+/// why) where openssl cannot run.
+fn test_ca(dir: &std::path::Path) -> Option<[std::path::PathBuf; 3]> {
+    let at = |f: &str| dir.join(f).to_str().unwrap().to_owned();
+    std::fs::write(
+        at("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    let steps = [
+        format!(
+            "req -x509 -days 2 -subj /CN=wdyno-test-CA {ec} -keyout {} -out {}",
+            at("ca.key"),
+            at("ca.pem")
+        ),
+        format!(
+            "req -subj /CN=localhost {ec} -keyout {} -out {}",
+            at("key.pem"),
+            at("leaf.csr")
+        ),
+        format!(
+            "x509 -req -days 2 -in {} -CA {} -CAkey {} -CAcreateserial -extfile {} -out {}",
+            at("leaf.csr"),
+            at("ca.pem"),
+            at("ca.key"),
+            at("leaf.ext"),
+            at("cert.pem")
+        ),
+    ];
+    for step in &steps {
+        let args: Vec<&str> = step.split(' ').collect();
+        match std::process::Command::new("openssl").args(&args).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!("openssl {step}: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => {
+                println!("skipped: openssl cannot run ({e}): it makes the test's certificates");
+                return None;
+            }
         }
     }
+    Some(["ca.pem", "cert.pem", "key.pem"].map(|f| dir.join(f)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -692,7 +700,7 @@ async fn a_tls_syslog_drain_trusts_the_operators_ca_and_delivers() {
     use tokio::io::AsyncReadExt;
     use tokio_rustls::rustls;
     let dir = tempfile::tempdir().unwrap();
-    let Some((cert, key)) = self_signed(dir.path()) else {
+    let Some([ca, cert, key]) = test_ca(dir.path()) else {
         return;
     };
     let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_file_iter(&cert)
@@ -732,7 +740,7 @@ async fn a_tls_syslog_drain_trusts_the_operators_ca_and_delivers() {
         }
     });
 
-    let d = Daemon::start(&["--drain-ca", cert.to_str().unwrap()]);
+    let d = Daemon::start(&["--drain-ca", ca.to_str().unwrap()]);
     probe_with_web(&d, 1).await;
     let url = format!("syslog+tls://localhost:{port}");
     d.cli(&["drains:add", &url, "-a", "probe"]).ok();
