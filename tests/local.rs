@@ -130,14 +130,6 @@ impl Drop for Local {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_reads_dotenv_and_plain_localhost_reaches_its_app() {
     let dir = app_dir(
@@ -170,12 +162,12 @@ async fn local_reads_the_env_file_named_with_e_instead() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_honours_port_and_p_wins_over_it() {
     let dir = app_dir("web: bin/web\n", &[]);
-    let port = free_port();
+    let port = common::free_port();
     let l = local(dir.path(), &[], &[("PORT", &port.to_string())]);
     assert_eq!(l.port, port);
     l.answers("localhost", "hello\n").await;
     l.stop();
-    let dotenv = free_port();
+    let dotenv = common::free_port();
     let dir = app_dir("web: bin/web\n", &[(".env", &format!("PORT={dotenv}\n"))]);
     let l = local(dir.path(), &[], &[("PORT", "1")]);
     assert_eq!(l.port, dotenv, ".env's PORT wins over $PORT, as in Foreman");

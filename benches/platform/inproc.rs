@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use wdyno::dyno::{DEFAULT_MEMORY, Runtime, RuntimeConfig, State};
 
 use crate::common::{self, Client, Host};
-use crate::native::{self, Native};
+use crate::native::Native;
 use crate::{Plan, Row, Table, ms, percentile, ratio};
 
 /// Start to `$PORT` bound: the hello app as a precompiled command-world
@@ -21,12 +21,12 @@ pub async fn start(plan: &Plan, table: &mut Table, app: &Path, bin: &std::path::
     assert_eq!(warm.dyno.wait_up().await, State::Up);
     warm.dyno.stop();
     warm.dyno.wait().await;
-    drop(Native::spawn_until_bound(bin, native::free_port()));
+    drop(Native::spawn_until_bound(bin, common::free_port()));
 
     let (mut dynos, mut natives) = (Vec::new(), Vec::new());
     let mut leftover_files = 0;
     for i in 0..plan.starts {
-        let (proc_, took) = Native::spawn_until_bound(bin, native::free_port());
+        let (proc_, took) = Native::spawn_until_bound(bin, common::free_port());
         natives.push(took);
         drop(proc_);
 

@@ -1,7 +1,7 @@
 //! Baselines outside wdyno: the hello app built natively, and what procfs
 //! says about a process.
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,14 +21,6 @@ pub fn build_hello() -> PathBuf {
         .expect("running cargo");
     assert!(status.success(), "building the native hello app");
     target.join("release/web")
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// The native hello app, serving on `port`.

@@ -198,7 +198,7 @@ pub async fn ceiling(plan: &Plan, table: &mut Table) {
 
 /// The hello app as a dyno against the same source built natively.
 pub async fn std_net(plan: &Plan, table: &mut Table, s: &Served, bin: &PathBuf) {
-    let port = native::free_port();
+    let port = common::free_port();
     let _native = Native::spawn(bin, port);
     native::wait_bound(port, Duration::from_secs(10));
     let dyno = Target::new(s.web_ports(APP).await, "localhost", "/");
@@ -444,7 +444,7 @@ pub async fn proxy(plan: &Plan, table: &mut Table, s: &Served) {
 }
 
 fn wasmtime_serve(component: &std::path::Path) -> Option<(std::process::Child, u16)> {
-    let port = native::free_port();
+    let port = common::free_port();
     std::process::Command::new("wasmtime")
         .arg("serve")
         .arg(format!("--addr=127.0.0.1:{port}"))

@@ -375,6 +375,15 @@ pub fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receive
     rx
 }
 
+/// A loopback port free now (for a server the test starts itself).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// One HTTP/1.1 GET over a fresh connection: (status, body).
 pub async fn get(port: u16, path: &str) -> (u16, String) {
     let mut client = Client::connect(port).await;
