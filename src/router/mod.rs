@@ -348,8 +348,9 @@ impl Router {
                 return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
             }
         };
-        // Counted until the dyno answers, so the manager can let a dyno it
-        // takes out of service finish what it was sent.
+        // Counted until the answer's last byte (the guard goes with its
+        // body), so the manager can let a dyno it takes out of service
+        // finish what it was sent, and least-connections sees it busy.
         let inflight = backend.inflight.enter();
         let upgrade = hop::wants_upgrade(req.headers());
         // Any `Upgrade` header stops the head scan (hyper may switch
@@ -372,6 +373,7 @@ impl Router {
         headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
         headers.insert("x-forwarded-port", HeaderValue::from(self.port));
         headers.insert(header::VIA, HeaderValue::from_static("1.1 wdyno"));
+        // Set, never passed on: a client cannot fake its queue time.
         headers.insert("x-request-start", HeaderValue::from(received_ms as u64));
         let uri = format!("http://{}{}", backend.addr(), path);
         let (mut parts, body) = req.into_parts();
