@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use wasmtime::component::{HasSelf, Linker, Resource};
 use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 
-use super::meter::Meter;
+use super::meter::{Meter, Timed};
 use super::sandbox::DynoData;
 
 wasmtime::component::bindgen!({
@@ -124,17 +124,17 @@ impl Signals {
 
 /// A guest's future, watched: after each poll that returns pending it
 /// records whether the guest yielded at an epoch deadline (computing) or is
-/// waiting on a host future (parked); each poll's time goes to the dyno's
-/// [`Meter`].
+/// waiting on a host future (parked). Its polls are [`Timed`] into the
+/// dyno's [`Meter`].
 pub(crate) struct Watched<F> {
-    inner: Pin<Box<F>>,
+    inner: Timed<F>,
     signals: Arc<Signals>,
 }
 
 impl<F> Watched<F> {
     pub(crate) fn new(inner: F, signals: Arc<Signals>) -> Self {
         Watched {
-            inner: Box::pin(inner),
+            inner: Timed::new(inner, signals.meter.clone()),
             signals,
         }
     }
@@ -145,9 +145,7 @@ impl<F: Future> Future for Watched<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         self.signals.yielded.store(false, Ordering::Relaxed);
-        let began = Instant::now();
-        let poll = self.inner.as_mut().poll(cx);
-        self.signals.meter.ran(began.elapsed());
+        let poll = Pin::new(&mut self.inner).poll(cx);
         if poll.is_pending() {
             let computing = self.signals.yielded.load(Ordering::Relaxed);
             self.signals.parked.store(!computing, Ordering::Relaxed);
