@@ -68,21 +68,32 @@ pub fn figures(dyno: &str, usage: &Usage, load: Option<&Load>) -> String {
 }
 
 /// What the sampler remembers of each dyno between samples: keyed by app,
-/// dyno name and start (a restarted dyno starts over).
+/// dyno name and start (a restarted dyno starts over). A dyno not sampled
+/// in a round is forgotten at the next [`Sampler::round`].
 #[derive(Default)]
 pub struct Sampler {
     seen: HashMap<(String, String, i64), Seen>,
+    round: u64,
 }
 
 struct Seen {
     cpu: Duration,
     at: Instant,
     load: Load,
+    round: u64,
 }
 
 impl Sampler {
+    /// Starts a round of samples: what the last round did not sample (a
+    /// dyno that stopped) is forgotten.
+    pub fn round(&mut self) {
+        let last = self.round;
+        self.seen.retain(|_, s| s.round == last);
+        self.round += 1;
+    }
+
     /// The line for one dyno now. `started` is when it started (its first
-    /// sample measures from then); `key` names it across samples.
+    /// sample measures from then).
     pub fn line(
         &mut self,
         app: &str,
@@ -98,18 +109,15 @@ impl Sampler {
                 cpu: Duration::ZERO,
                 at: now.checked_sub(age).unwrap_or(now),
                 load: Load::default(),
+                round: 0,
             }
         });
         let used = usage.cpu.saturating_sub(seen.cpu);
         seen.load.add(used, now - seen.at);
         seen.cpu = usage.cpu;
         seen.at = now;
+        seen.round = self.round;
         figures(dyno, usage, Some(&seen.load))
-    }
-
-    /// Forgets dynos not sampled in this round (`keep` says which were).
-    pub fn retain(&mut self, keep: impl Fn(&str, &str, i64) -> bool) {
-        self.seen.retain(|(app, dyno, at), _| keep(app, dyno, *at));
     }
 }
 
@@ -133,6 +141,21 @@ mod tests {
             figures("web.1", &usage, Some(&load)),
             "source=web.1 dyno=web.1 sample#memory_total=21.30MB sample#memory_quota=512.00MB sample#cpu_ms=412 sample#load_avg_1m=0.02 sample#load_avg_5m=0.01 sample#load_avg_15m=0.00"
         );
+    }
+
+    #[test]
+    fn a_dyno_gone_for_a_round_is_forgotten() {
+        let mut s = Sampler::default();
+        let at = chrono::Utc::now();
+        let usage = Usage::default();
+        s.round();
+        s.line("a", "web.1", at, &usage);
+        s.line("a", "web.2", at, &usage);
+        s.round();
+        s.line("a", "web.1", at, &usage);
+        s.round();
+        let left: Vec<&str> = s.seen.keys().map(|(_, d, _)| d.as_str()).collect();
+        assert_eq!(left, ["web.1"]);
     }
 
     #[test]

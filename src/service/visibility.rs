@@ -126,7 +126,7 @@ impl Service {
                     continue;
                 }
             };
-            let mut sampled = std::collections::HashSet::new();
+            sampler.round();
             for app in apps.iter().filter(|a| a.features.contains(RUNTIME_METRICS)) {
                 for d in self.manager.ps(&app.name) {
                     if d.state != "up" {
@@ -134,15 +134,8 @@ impl Service {
                     }
                     let line = sampler.line(app.name.as_str(), &d.name, d.updated_at, &d.usage);
                     self.bus.platform(app.name.as_str(), &d.name, &line);
-                    sampled.insert((
-                        app.name.to_string(),
-                        d.name,
-                        d.updated_at.timestamp_micros(),
-                    ));
                 }
             }
-            sampler
-                .retain(|app, dyno, at| sampled.contains(&(app.to_owned(), dyno.to_owned(), at)));
         }
     }
 }
