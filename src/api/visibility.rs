@@ -10,7 +10,7 @@ use super::reply::{ApiError, Reply, json_reply, ok, read_body};
 use super::schema::{AppFeature, AppFeatureUpdate, LogDrain, LogDrainCreate, id_of};
 use crate::ledger::{App, Drain};
 use crate::names::AppName;
-use crate::service::{Feature, Service};
+use crate::service::{Feature, Service, features_of};
 
 fn feature(app: &App, f: &Feature, enabled: bool) -> AppFeature {
     AppFeature {
@@ -42,9 +42,7 @@ fn drain(app: &App, d: &Drain) -> LogDrain {
 /// `GET /apps/A/features`.
 pub(super) async fn features(s: &Service, app: AppName) -> Reply {
     let record = s.app(&app).await?;
-    let all: Vec<AppFeature> = s
-        .features(&app)
-        .await?
+    let all: Vec<AppFeature> = features_of(&record)
         .iter()
         .map(|(f, on)| feature(&record, f, *on))
         .collect();
@@ -54,7 +52,7 @@ pub(super) async fn features(s: &Service, app: AppName) -> Reply {
 /// `GET /apps/A/features/F`.
 pub(super) async fn feature_info(s: &Service, app: AppName, name: &str) -> Reply {
     let record = s.app(&app).await?;
-    let all = s.features(&app).await?;
+    let all = features_of(&record);
     let Some((f, on)) = all.iter().find(|(f, _)| f.name == name) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -73,8 +71,9 @@ pub(super) async fn set_feature(
     req: Request<Incoming>,
 ) -> Reply {
     let body: AppFeatureUpdate = read_body(req).await?;
-    let (f, on) = s.set_feature(&app, name, body.enabled).await?;
-    ok(&feature(&s.app(&app).await?, &f, on))
+    let (record, f) = s.set_feature(&app, name, body.enabled).await?;
+    let on = record.features.contains(f.name);
+    ok(&feature(&record, &f, on))
 }
 
 /// `GET /apps/A/log-drains`.
@@ -87,16 +86,12 @@ pub(super) async fn drains(s: &Service, app: AppName) -> Reply {
 /// `POST /apps/A/log-drains {"url": …}`.
 pub(super) async fn add_drain(s: &Service, app: AppName, req: Request<Incoming>) -> Reply {
     let body: LogDrainCreate = read_body(req).await?;
-    let d = s.add_drain(&app, &body.url).await?;
-    Ok(json_reply(
-        StatusCode::CREATED,
-        &drain(&s.app(&app).await?, &d),
-    ))
+    let (record, d) = s.add_drain(&app, &body.url).await?;
+    Ok(json_reply(StatusCode::CREATED, &drain(&record, &d)))
 }
 
 /// `DELETE /apps/A/log-drains/ID|URL|TOKEN`.
 pub(super) async fn remove_drain(s: &Service, app: AppName, which: &str) -> Reply {
-    let record = s.app(&app).await?;
-    let d = s.remove_drain(&app, which).await?;
+    let (record, d) = s.remove_drain(&app, which).await?;
     ok(&drain(&record, &d))
 }

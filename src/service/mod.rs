@@ -26,7 +26,7 @@ mod logs;
 mod visibility;
 
 pub use logs::{Attached, AttachedEvent};
-pub use visibility::{FEATURES, Feature};
+pub use visibility::{FEATURES, Feature, features_of};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

@@ -22,23 +22,22 @@ pub const FEATURES: &[Feature] = &[Feature {
     doc_url: "https://devcenter.heroku.com/articles/log-runtime-metrics",
 }];
 
-impl Service {
-    /// `labs`: every feature, with whether the app has it on.
-    pub async fn features(&self, app: &AppName) -> Result<Vec<(Feature, bool)>> {
-        let app = self.ledger.app(app).await?;
-        Ok(FEATURES
-            .iter()
-            .map(|f| (*f, app.features.contains(f.name)))
-            .collect())
-    }
+/// `labs`: every feature, with whether `app` has it on.
+pub fn features_of(app: &App) -> Vec<(Feature, bool)> {
+    FEATURES
+        .iter()
+        .map(|f| (*f, app.features.contains(f.name)))
+        .collect()
+}
 
-    /// `labs:enable` / `labs:disable`.
+impl Service {
+    /// `labs:enable` / `labs:disable`: the feature, and the app as changed.
     pub async fn set_feature(
         &self,
         app: &AppName,
         name: &str,
         enabled: bool,
-    ) -> Result<(Feature, bool)> {
+    ) -> Result<(App, Feature)> {
         let Some(feature) = FEATURES.iter().find(|f| f.name == name) else {
             let known: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
             return Err(ServiceError::Invalid(format!(
@@ -55,16 +54,12 @@ impl Service {
             app,
             &format!("{} {name}", if enabled { "Enable" } else { "Disable" }),
         );
-        Ok((*feature, record.features.contains(name)))
+        Ok((record, *feature))
     }
 
-    /// `drains`: where the app's lines go.
-    pub async fn drains(&self, app: &AppName) -> Result<Vec<Drain>> {
-        Ok(self.ledger.app(app).await?.drains)
-    }
-
-    /// `drains:add URL`: recorded, then started with the lines from now.
-    pub async fn add_drain(&self, app: &AppName, url: &str) -> Result<Drain> {
+    /// `drains:add URL`: recorded, then started with the lines from now;
+    /// the app as changed, and the drain.
+    pub async fn add_drain(&self, app: &AppName, url: &str) -> Result<(App, Drain)> {
         crate::drain::Target::parse(url).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let drain = Drain {
             id: crate::drain::new_id(),
@@ -78,14 +73,17 @@ impl Service {
             .await?;
         self.start_drains(&record);
         self.api_line(app, &format!("Add drain {}", drain.token));
-        Ok(drain)
+        Ok((record, drain))
     }
 
-    /// `drains:remove URL|ID|TOKEN`: the drain that was removed.
-    pub async fn remove_drain(&self, app: &AppName, which: &str) -> Result<Drain> {
+    /// `drains:remove URL|ID|TOKEN`: the app as changed, and the drain
+    /// that was removed.
+    pub async fn remove_drain(&self, app: &AppName, which: &str) -> Result<(App, Drain)> {
         let Some(gone) = self
-            .drains(app)
+            .ledger
+            .app(app)
             .await?
+            .drains
             .into_iter()
             .find(|d| d.id == which || d.url == which || d.token == which)
         else {
@@ -101,7 +99,7 @@ impl Service {
             .await?;
         self.start_drains(&record);
         self.api_line(app, &format!("Remove drain {}", gone.token));
-        Ok(gone)
+        Ok((record, gone))
     }
 
     /// Runs exactly the drains `app` records (at start, and on a change).
