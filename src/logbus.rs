@@ -26,6 +26,10 @@ const SUBSCRIBER_BACKLOG: usize = 4096;
 /// A longer line is cut here (Heroku's logplex does the same at 10 000).
 pub const MAX_LINE_BYTES: usize = 10_000;
 
+/// How a line's time is written everywhere it goes (`wdyno logs`, drains,
+/// the dashboard): microseconds, UTC, as Heroku's log times.
+pub const STAMP: &str = "%Y-%m-%dT%H:%M:%S%.6f+00:00";
+
 /// Who wrote a line: the app's own processes or the platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
@@ -81,7 +85,7 @@ impl fmt::Display for LogLine {
         write!(
             f,
             "{} {}[{}]: {}",
-            self.at.format("%Y-%m-%dT%H:%M:%S%.6f+00:00"),
+            self.at.format(STAMP),
             self.source.as_str(),
             self.process,
             self.text

@@ -192,13 +192,11 @@ async fn dynos(s: &Service, app: &AppName) -> String {
 }
 
 fn stamp(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+    at.format(crate::logbus::STAMP).to_string()
 }
 
 fn body(s: String) -> super::reply::Body {
-    Full::new(Bytes::from(s))
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(Bytes::from(s)).boxed()
 }
 
 fn value(s: &str) -> Result<header::HeaderValue, ApiError> {

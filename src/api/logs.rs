@@ -137,7 +137,7 @@ pub(super) async fn stream(s: &Arc<Service>, sessions: &Sessions, secret: &str) 
                 Event::Line(l) => l.to_string(),
                 Event::Dropped(n) => format!(
                     "{} wdyno[logs]: Error L10 (output buffer overflow): {n} lines dropped: this reader fell behind",
-                    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+                    chrono::Utc::now().format(crate::logbus::STAMP)
                 ),
             };
             if tx.send((None, line)).await.is_err() {

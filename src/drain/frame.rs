@@ -21,7 +21,7 @@ pub fn message(line: &LogLine, token: &str) -> String {
     };
     format!(
         "<{pri}>1 {} {token} {} {} - - {}",
-        line.at.format("%Y-%m-%dT%H:%M:%S%.6f+00:00"),
+        line.at.format(crate::logbus::STAMP),
         line.source.as_str(),
         procid(&line.process),
         line.text
