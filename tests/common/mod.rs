@@ -3,6 +3,7 @@
 //! deadlines.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod daemon;
 pub mod inproc;
 pub mod probe_app;

@@ -117,3 +117,26 @@ pub async fn tail_sees(rx: &Receiver<String>, want: &str) {
     })
     .await;
 }
+
+/// The probe app deployed with `web` dynos, all up.
+pub async fn deploy_with_web(d: &Daemon, web: usize) {
+    let dir = probe_components();
+    d.create_and_deploy("probe", dir.path());
+    d.cli(&["ps:scale", &format!("web={web}"), "-a", "probe"])
+        .ok();
+    until("the web dynos up", 60, || {
+        let up = d
+            .ps("probe")
+            .iter()
+            .filter(|x| x["type"] == "web" && x["state"] == "up")
+            .count();
+        (up == web).then_some(())
+    })
+    .await;
+}
+
+/// The probe app's log, its last 1500 lines as `wdyno logs` prints them.
+pub fn probe_log(d: &Daemon) -> Vec<String> {
+    let out = d.cli(&["logs", "-a", "probe", "-n", "1500"]).ok();
+    out.stdout.lines().map(str::to_owned).collect()
+}
