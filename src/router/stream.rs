@@ -37,7 +37,9 @@ pub(super) struct Streamed {
     inner: Incoming,
     sent: u64,
     idle_after: Duration,
-    idle: Pin<Box<Sleep>>,
+    /// Armed the first time the dyno has nothing ready: most answers are
+    /// whole at the first poll and never need a timer.
+    idle: Option<Pin<Box<Sleep>>>,
     line: Option<Line>,
     _inflight: table::Request,
 }
@@ -53,7 +55,7 @@ impl Streamed {
             inner,
             sent: 0,
             idle_after,
-            idle: Box::pin(tokio::time::sleep(idle_after)),
+            idle: None,
             line: Some(line),
             _inflight: inflight,
         }
@@ -95,7 +97,9 @@ impl Body for Streamed {
                     self.sent += data.len() as u64;
                 }
                 let again = tokio::time::Instant::now() + self.idle_after;
-                self.idle.as_mut().reset(again);
+                if let Some(idle) = self.idle.as_mut() {
+                    idle.as_mut().reset(again);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -107,9 +111,12 @@ impl Body for Streamed {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                if self.idle.as_mut().poll(cx).is_ready() {
+                let after = self.idle_after;
+                let idle = self
+                    .idle
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
+                if idle.as_mut().poll(cx).is_ready() {
                     self.finish(true);
-                    let after = self.idle_after;
                     return Poll::Ready(Some(Err(Box::new(Idle(after)))));
                 }
                 Poll::Pending
