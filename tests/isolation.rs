@@ -168,7 +168,19 @@ async fn env_holds_exactly_config_and_platform_vars() {
 
 #[tokio::test]
 async fn dyno_binds_only_its_port_and_reaches_no_platform_or_dyno_port() {
+    binds_only_its_port(false).await;
+}
+
+#[tokio::test]
+async fn with_port_in_memory_a_dyno_binds_only_its_port_and_reaches_no_platform_or_dyno_port() {
+    binds_only_its_port(true).await;
+}
+
+/// web.2 binds `$PORT` (and fails another), then tries web.1's `$PORT`,
+/// the API and a service on the network.
+async fn binds_only_its_port(in_memory: bool) {
     let mut host = Host::new("net");
+    host.in_memory = in_memory;
     let app = built_app("probe");
     // A platform port (the control API, say) and an ordinary host service.
     let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -480,3 +480,44 @@ async fn the_app_sees_when_the_router_had_its_request() {
         "{before} <= {at} <= {after}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_backlog_on_every_dyno_a_request_gets_h11() {
+    // One single-threaded dyno, a backlog of 2: a stalled answer holds
+    // the dyno, the next request waits for it; then the router refuses.
+    let d = edge_daemon("edge", &["--backlog", "2"]).await;
+    let mut first = Raw::connect(d.router);
+    first.send(&get("edge.localhost", "/stall"));
+    assert!(first.line().starts_with("HTTP/1.1 200 OK"));
+    let mut held = Vec::new();
+    let mut refused = None;
+    // Each request either waits (in flight: the count grows) or is
+    // refused; by the third at the latest the backlog is full.
+    for _ in 0..3 {
+        let mut c = Raw::connect(d.router);
+        c.r.get_ref()
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        c.send(&get("edge.localhost", "/"));
+        let mut head = [0u8; 12];
+        match c.r.read_exact(&mut head) {
+            Ok(()) => {
+                refused = Some(String::from_utf8_lossy(&head).into_owned());
+                break;
+            }
+            Err(_) => held.push(c),
+        }
+    }
+    assert_eq!(
+        refused.as_deref(),
+        Some("HTTP/1.1 503"),
+        "held {}",
+        held.len()
+    );
+    let line = router_line(&d, "edge", "code=H11").await;
+    assert!(
+        line.contains("wdyno[router]: at=error code=H11 desc=\"Backlog too deep\" method=GET path=\"/\" host=edge.localhost"),
+        "{line}"
+    );
+    assert!(line.contains(" status=503 "), "{line}");
+}

@@ -75,6 +75,14 @@ pub struct DaemonArgs {
     /// log-runtime-metrics`).
     #[arg(long, default_value_t = 20)]
     pub metrics_interval: u64,
+    /// How the router reaches web dynos: `memory` (no socket between them;
+    /// the default) or `real` loopback ports you can curl (debugging).
+    #[arg(long, value_enum, env = "WDYNO_DYNO_PORTS", default_value_t = wdyno::placement::DynoPorts::Memory)]
+    pub dyno_ports: wdyno::placement::DynoPorts,
+    /// Requests one web dyno may have in flight before the router answers
+    /// `H11 Backlog too deep` (when every dyno of the app has as many).
+    #[arg(long, default_value_t = 50)]
+    pub backlog: usize,
     /// Run buildpacks without the build sandbox, as the daemon's own user
     /// with its files and environment: only for code you trust.
     #[arg(long)]
@@ -90,6 +98,8 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
     cfg.manager.memory = args.memory_mb << 20;
     cfg.manager.restart_base = Duration::from_millis(args.restart_backoff_ms);
     cfg.manager.egress = !args.no_egress;
+    cfg.manager.dyno_ports = args.dyno_ports;
+    cfg.router.backlog = args.backlog.max(1);
     cfg.allow_host_ports = args.allow_host_port.clone();
     if args.disk_mb > 0 && wdyno::dyno::disk::private_mounts() {
         cfg.manager.disk = Some(args.disk_mb << 20);

@@ -159,6 +159,7 @@ impl Runtime {
         .map_err(DynoError::host)?;
         // Binds moved to loopback, ENOSPC noticed for the disk quota.
         super::shadows::add_to_linker(&mut linker).map_err(DynoError::host)?;
+        super::vsock::add_to_linker(&mut linker).map_err(DynoError::host)?;
         // Every file and socket a guest opens is counted against its
         // budget.
         super::fds::add_to_linker(&mut linker).map_err(DynoError::host)?;

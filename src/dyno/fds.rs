@@ -282,13 +282,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<DynoData>) -> wasmtime::Result<(
             if data.fds.take().is_err() {
                 return Ok((Err::<Accepted, _>(NetError::NewSocketLimit),));
             }
-            match HostTcpSocket::accept(&mut data.sockets(), listener) {
-                Ok(accepted) => Ok((Ok(accepted),)),
-                Err(e) => {
-                    data.fds.give();
-                    Ok((Err(e.downcast()?),))
+            let accepted = match super::vsock::accept(data, &listener) {
+                Some(virtual_) => virtual_?,
+                None => {
+                    super::shadows::to_guest(HostTcpSocket::accept(&mut data.sockets(), listener))?
                 }
+            };
+            if accepted.is_err() {
+                data.fds.give();
             }
+            Ok((accepted,))
         },
     )?;
     tcp.resource(
@@ -296,6 +299,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<DynoData>) -> wasmtime::Result<(
         ResourceType::host::<TcpSocket>(),
         |mut store, rep| {
             let data = store.data_mut();
+            super::vsock::forget(data, rep);
             HostTcpSocket::drop(&mut data.sockets(), Resource::new_own(rep))?;
             data.fds.give();
             Ok(())

@@ -22,6 +22,7 @@
 pub mod capacity;
 pub mod command;
 pub mod disk;
+pub mod door;
 pub mod egress;
 pub mod engine;
 pub mod fds;
@@ -35,6 +36,7 @@ pub mod ports;
 pub mod proxy;
 pub mod sandbox;
 mod shadows;
+mod vsock;
 pub mod world;
 
 use std::fmt;
@@ -173,6 +175,9 @@ pub struct Launch {
     pub grace: Duration,
     /// Stdin of an attached one-off dyno; others read an empty stdin.
     pub stdin: Option<output::AttachedStdin>,
+    /// A proxy web dyno's handler as the router calls it in memory;
+    /// `None`: it serves a real `$PORT`.
+    pub proxy_door: Option<Arc<proxy::ProxyDoor>>,
 }
 
 /// A running (or finished) dyno. Dropping it does not stop it; call
@@ -284,7 +289,9 @@ impl Dyno {
                 }
                 engine::Pre::Proxy(_) => {
                     let files = files.clone();
-                    proxy::run(runtime, bus, launch, task_signals, files, reporter.clone()).await
+                    let door = launch.proxy_door.clone();
+                    let reporter = reporter.clone();
+                    proxy::run(runtime, bus, launch, task_signals, files, reporter, door).await
                 }
             };
             // The files go before the final state is reported: `down` means

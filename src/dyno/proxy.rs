@@ -1,13 +1,15 @@
-//! Running a `wasi:http/proxy` dyno: the platform binds `$PORT`, serves
-//! HTTP/1.1 with keep-alive, and calls `incoming-handler.handle` in a fresh
-//! instance per request, pre-instantiated once per release.
+//! Running a `wasi:http/proxy` dyno: `incoming-handler.handle` is called
+//! in a fresh instance per request, pre-instantiated once per release.
+//! With `$PORT` in memory the router calls it through the dyno's
+//! [`ProxyDoor`] (no socket, one HTTP parse: the router's); with real
+//! ports the platform binds `$PORT` and serves HTTP/1.1 with keep-alive.
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -31,7 +33,83 @@ use crate::logbus::Bus;
 /// and it pools): more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 1024;
 
-type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
+/// An answer of the guest's.
+pub type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
+
+/// A proxy dyno's handler as the router calls it, in memory.
+/// Handlers run on the runtime of the dyno's host (where `run` runs),
+/// never on the caller's: the router's thread only routes.
+#[derive(Default)]
+pub struct ProxyDoor {
+    server: OnceLock<(Arc<Server>, tokio::runtime::Handle)>,
+    /// The dyno is stopping: no new request is taken.
+    closed: AtomicBool,
+    /// Requests whose handler has not returned.
+    calls: AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for ProxyDoor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProxyDoor")
+    }
+}
+
+/// Why a [`ProxyDoor`] took no request.
+#[derive(Debug, thiserror::Error)]
+#[error("the dyno is not taking requests (it has not started or is stopping)")]
+pub struct Closed;
+
+/// Counts one call until its handler returns.
+struct Call(Arc<ProxyDoor>);
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if self.0.calls.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.done.notify_waiters();
+        }
+    }
+}
+
+impl ProxyDoor {
+    /// Hands `req` to a fresh instance of the handler; its errors answer
+    /// 500, as over a socket.
+    pub async fn call<B>(
+        self: &Arc<Self>,
+        req: hyper::Request<B>,
+    ) -> Result<hyper::Response<Body>, Closed>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let call = Call(self.clone());
+        let Some((server, runtime)) = self.server.get() else {
+            return Err(Closed);
+        };
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Closed);
+        }
+        let server = server.clone();
+        runtime
+            .spawn(async move { server.handle(req, Some(call)).await })
+            .await
+            .map_err(|_| Closed)
+    }
+
+    /// Returns once no handler runs.
+    async fn idle(&self) {
+        loop {
+            let done = self.done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            if self.calls.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+}
 
 /// What every request of one proxy dyno shares.
 struct Server {
@@ -55,6 +133,7 @@ pub(crate) async fn run(
     signals: Arc<Signals>,
     files: Arc<DynoFiles>,
     reporter: Arc<Reporter>,
+    door: Option<Arc<ProxyDoor>>,
 ) -> Ended {
     let Pre::Proxy(pre) = &launch.prepared.pre else {
         unreachable!("proxy::run is only called for proxy components")
@@ -65,11 +144,14 @@ pub(crate) async fn run(
             "a wasi:http/proxy component runs only as a web process (it needs $PORT)".into(),
         );
     };
-    let listener = match TcpListener::bind(("127.0.0.1", port)).await {
-        Ok(l) => l,
-        Err(e) => {
-            return Ended::failed(format!("binding $PORT {port}: {e}"));
-        }
+    let listener = match &door {
+        Some(_) => None,
+        None => match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                return Ended::failed(format!("binding $PORT {port}: {e}"));
+            }
+        },
     };
     // Requests run to completion within the grace: each is its own
     // instance, so "draining" is the platform's job, not the guest's.
@@ -87,6 +169,14 @@ pub(crate) async fn run(
         weight: launch.prepared.weight,
         share: runtime_share,
     });
+    if let Some(door) = &door {
+        let _ = door
+            .server
+            .set((server.clone(), tokio::runtime::Handle::current()));
+        reporter.set(State::Up);
+        return in_memory(door, &signals, &reporter).await;
+    }
+    let listener = listener.expect("a listener without a door");
     reporter.set(State::Up);
 
     let graceful = GracefulShutdown::new();
@@ -108,7 +198,7 @@ pub(crate) async fn run(
                         TokioIo::new(tcp),
                         service_fn(move |req| {
                             let server = server.clone();
-                            async move { Ok::<_, Infallible>(server.handle(req).await) }
+                            async move { Ok::<_, Infallible>(server.handle(req, None).await) }
                         }),
                     );
                 let conn = graceful.watch(conn);
@@ -147,9 +237,49 @@ pub(crate) async fn run(
     }
 }
 
+/// Serves through the door until stopped, then lets the handlers that run
+/// finish within the grace.
+async fn in_memory(door: &Arc<ProxyDoor>, signals: &Signals, reporter: &Reporter) -> Ended {
+    let mut stop = signals.watch_stop();
+    stop.mark_changed();
+    let deadline = loop {
+        if stop.changed().await.is_err() {
+            break std::time::Instant::now();
+        }
+        if let Some(deadline) = *stop.borrow_and_update() {
+            break deadline;
+        }
+    };
+    door.closed.store(true, Ordering::SeqCst);
+    reporter.set(State::Stopping);
+    reporter.log("Stopping all processes with SIGTERM");
+    let exit = match tokio::time::timeout_at(deadline.into(), door.idle()).await {
+        Ok(()) => Exit {
+            status: STATUS_TERMINATED,
+            cause: Cause::Terminated,
+        },
+        Err(_) => Exit {
+            status: STATUS_KILLED,
+            cause: Cause::Killed,
+        },
+    };
+    Ended {
+        exit,
+        stopped: true,
+    }
+}
+
 impl Server {
-    async fn handle(self: &Arc<Self>, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
-        match self.clone().call(req).await {
+    async fn handle<B>(
+        self: &Arc<Self>,
+        req: hyper::Request<B>,
+        call: Option<Call>,
+    ) -> hyper::Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        match self.clone().call(req, call).await {
             Ok(resp) => resp,
             Err(why) => {
                 if self.signals.over_quota.swap(false, Ordering::SeqCst) {
@@ -161,10 +291,15 @@ impl Server {
         }
     }
 
-    async fn call(
+    async fn call<B>(
         self: Arc<Self>,
-        req: hyper::Request<Incoming>,
-    ) -> Result<hyper::Response<Body>, String> {
+        req: hyper::Request<B>,
+        call: Option<Call>,
+    ) -> Result<hyper::Response<Body>, String>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         // A slot of the proxy reserve, held until the handler is done.
         let slot = self.share.acquire(self.weight).await;
         let mut store = self
@@ -195,7 +330,7 @@ impl Server {
         let meter = self.signals.meter().clone();
         let task = tokio::spawn(super::meter::Timed::new(
             async move {
-                let _slot = slot;
+                let (_slot, _call) = (slot, call);
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
                     .wasi_http_incoming_handler()

@@ -76,6 +76,10 @@ pub struct Sandbox {
     pub config: BTreeMap<String, String>,
     /// The dyno's `$PORT`, for web and proxy dynos.
     pub port: Option<u16>,
+    /// `$PORT` in memory: a command dyno's bind of it is virtual and the
+    /// router connects through this ([`super::vsock`]). `None`: a real
+    /// loopback port.
+    pub door: Option<Arc<super::door::MemPort>>,
     pub ports: PortBook,
     /// Whether the dyno may open connections to other hosts.
     pub egress: bool,
@@ -100,6 +104,20 @@ pub struct DynoData {
     pub(crate) fds: super::fds::DynoFds,
     quota: Quota,
     pub(crate) signals: SharedSignals,
+    /// The in-memory `$PORT`, and what the guest's sockets on it are.
+    pub(crate) door: Option<Arc<super::door::MemPort>>,
+    pub(crate) virt: std::collections::HashMap<u32, super::vsock::VSock>,
+}
+
+impl Drop for DynoData {
+    /// The guest is gone: its in-memory listener goes with it (a store's
+    /// resources are dropped without their guest destructors), so the
+    /// router's next connect is refused rather than left waiting.
+    fn drop(&mut self) {
+        if let Some(door) = &self.door {
+            door.close();
+        }
+    }
 }
 
 impl WasiView for DynoData {
@@ -237,6 +255,8 @@ impl Sandbox {
                 signals: signals.clone(),
             },
             signals,
+            door: self.door.clone(),
+            virt: Default::default(),
         };
         data.signals.meter.set_quota(self.memory as u64);
         let mut store = Store::new(runtime.engine(), data);

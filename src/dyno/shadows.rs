@@ -9,6 +9,8 @@
 //! - `wasi:sockets/tcp` `start-bind`: the address is moved to loopback
 //!   ([`bind_address`]) before the bind, so `0.0.0.0:$PORT` never listens on
 //!   the network.
+//!   With `$PORT` in memory, a bind of it makes the socket virtual
+//!   ([`super::vsock`]).
 //! - `wasi:filesystem/preopens` `get-directories`: the dyno's files are
 //!   copied into its `/app` on the blocking pool, never on a runtime
 //!   thread, before wdyno's own preopen is handed out ([`super::files`]).
@@ -59,8 +61,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<DynoData>) -> wasmtime::Result<(
         |mut cx: StoreContextMut<'_, DynoData>,
          (sock, net, addr): (Resource<TcpSocket>, Resource<Network>, IpSocketAddress)| {
             Box::new(async move {
-                let addr = IpSocketAddress::from(bind_address(addr.into()));
-                let mut view = cx.data_mut().sockets();
+                let at = bind_address(addr.into());
+                let data = cx.data_mut();
+                if super::vsock::is_virtual_bind(data, at) {
+                    return Ok((super::vsock::bind(data, &sock, at)?,));
+                }
+                let addr = IpSocketAddress::from(at);
+                let mut view = data.sockets();
                 let res = HostTcpSocket::start_bind(&mut view, sock, net, addr).await;
                 Ok((to_guest(res)?,))
             })
@@ -203,7 +210,7 @@ impl OutputStream for SpaceWatched {
 }
 
 /// What the guest gets from a call: its error code, or a trap.
-fn to_guest<T, E>(res: Result<T, TrappableError<E>>) -> wasmtime::Result<Result<T, E>>
+pub(super) fn to_guest<T, E>(res: Result<T, TrappableError<E>>) -> wasmtime::Result<Result<T, E>>
 where
     E: std::error::Error + Send + Sync + 'static,
 {

@@ -80,6 +80,8 @@ pub struct ManagerConfig {
     /// one twice as long, up to [`MAX_BACKOFF`].
     pub restart_base: Duration,
     pub determinism: crate::dyno::Determinism,
+    /// How web dynos' `$PORT`s are reached.
+    pub dyno_ports: crate::placement::DynoPorts,
 }
 
 impl Default for ManagerConfig {
@@ -93,6 +95,7 @@ impl Default for ManagerConfig {
             egress: host.egress,
             restart_base: Duration::from_secs(1),
             determinism: host.determinism,
+            dyno_ports: host.dyno_ports,
         }
     }
 }
@@ -107,6 +110,7 @@ impl ManagerConfig {
             disk: self.disk,
             egress: self.egress,
             determinism: self.determinism,
+            dyno_ports: self.dyno_ports,
         }
     }
 }
@@ -230,7 +234,7 @@ impl Manager {
                 command: slot.command.clone(),
                 release: slot.release,
                 updated_at: slot.since,
-                port: slot.dyno.address().map(|a| a.port),
+                port: slot.dyno.address().map(|a| a.port()),
                 usage: slot.dyno.usage(),
             })
             .chain(

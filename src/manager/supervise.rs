@@ -30,6 +30,7 @@ impl Manager {
             dyno: name.to_string(),
             addr,
             inflight,
+            pool: Arc::default(),
         });
         self.tasks.spawn(async move {
             let mut state = dyno.watch_state();

@@ -4,7 +4,8 @@
 //! prepared once (the engine shares a component prepared by the build);
 //! each dyno copies the files into its own `/app` and instantiates the
 //! prepared component. Web dynos get a `$PORT` leased from the host's
-//! [`PortBook`] for as long as they run.
+//! [`PortBook`] for as long as they run; by default it is reached in
+//! memory ([`DynoPorts`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -17,6 +18,9 @@ use tokio::sync::watch;
 use super::{
     DynoAddr, DynoHost, DynoKind, DynoSpec, HostUse, PlacementError, ReleasePlan, RunningDyno,
 };
+use crate::dyno::door::MemPort;
+use crate::dyno::proxy::ProxyDoor;
+use crate::dyno::world::World;
 use crate::dyno::{
     Determinism, Dyno, Exit, Launch, PortBook, PortLease, Prepared, Runtime, Sandbox, State, Usage,
 };
@@ -45,6 +49,20 @@ pub struct LocalHostConfig {
     pub disk: Option<u64>,
     pub egress: bool,
     pub determinism: Determinism,
+    /// How web dynos' `$PORT`s are reached.
+    pub dyno_ports: DynoPorts,
+}
+
+/// How the router reaches web dynos (`wdyno daemon --dyno-ports`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DynoPorts {
+    /// In memory: a command dyno's `$PORT` is a virtual listener the
+    /// router hands connections to, a proxy dyno's handler is called
+    /// directly. No request crosses a socket.
+    #[default]
+    Memory,
+    /// Real loopback ports, reachable with curl on the host (debugging).
+    Real,
 }
 
 impl Default for LocalHostConfig {
@@ -56,6 +74,7 @@ impl Default for LocalHostConfig {
             disk: None,
             egress: true,
             determinism: Determinism::default(),
+            dyno_ports: DynoPorts::default(),
         }
     }
 }
@@ -272,6 +291,12 @@ impl DynoHost for LocalHost {
             false => None,
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let in_memory = self.cfg.dyno_ports == DynoPorts::Memory;
+        let (door, proxy_door) = match (&lease, prepared.world(), in_memory) {
+            (Some(l), World::Command, true) => (Some(MemPort::new(l.port())), None),
+            (Some(_), World::Proxy, true) => (None, Some(Arc::new(ProxyDoor::default()))),
+            _ => (None, None),
+        };
         let sandbox = Sandbox {
             app: spec.app.to_string(),
             dyno: spec.name.clone(),
@@ -283,6 +308,7 @@ impl DynoHost for LocalHost {
                 .join(format!("{}.{id}", spec.name)),
             config: spec.release.config.clone(),
             port: lease.as_ref().map(|l| l.port()),
+            door: door.clone(),
             ports: self.ports.clone(),
             egress: self.cfg.egress,
             memory: self.cfg.memory,
@@ -300,11 +326,19 @@ impl DynoHost for LocalHost {
             boot_timeout: self.cfg.boot_timeout,
             grace: self.cfg.grace,
             stdin: spec.stdin,
+            proxy_door: proxy_door.clone(),
         };
         let dyno = Dyno::start(self.runtime.clone(), self.bus.clone(), launch);
-        let address = lease.as_ref().map(|l| DynoAddr {
-            port: l.port(),
-            v6: dyno.listens_v6(),
+        let address = lease.as_ref().map(|l| match (door, proxy_door) {
+            (Some(door), _) => DynoAddr::Memory(door),
+            (_, Some(door)) => DynoAddr::Handler {
+                port: l.port(),
+                door,
+            },
+            _ => DynoAddr::Tcp {
+                port: l.port(),
+                v6: dyno.listens_v6(),
+            },
         });
         Ok(Arc::new(LocalDyno {
             dyno,

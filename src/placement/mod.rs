@@ -26,7 +26,7 @@ use crate::release::Release;
 
 mod local;
 
-pub use local::{LocalHost, LocalHostConfig};
+pub use local::{DynoPorts, LocalHost, LocalHostConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlacementError {
@@ -88,21 +88,41 @@ pub struct ReleasePlan {
     pub weights: BTreeMap<String, u32>,
 }
 
-/// Where a web dyno listens. The family is known only once the dyno has
-/// bound (`[::]` makes it `[::1]`), so it is read at connect time.
+/// How the router reaches a web dyno.
 #[derive(Debug, Clone)]
-pub struct DynoAddr {
-    pub port: u16,
-    pub v6: Arc<AtomicBool>,
+pub enum DynoAddr {
+    /// A real `$PORT` on loopback (`--dyno-ports real`). The family is
+    /// known only once the dyno has bound (`[::]` makes it `[::1]`), so it
+    /// is read at connect time.
+    Tcp { port: u16, v6: Arc<AtomicBool> },
+    /// A command dyno's `$PORT` in memory: connections without a socket.
+    Memory(Arc<crate::dyno::door::MemPort>),
+    /// A `wasi:http/proxy` dyno's handler, called in memory.
+    Handler {
+        port: u16,
+        door: Arc<crate::dyno::proxy::ProxyDoor>,
+    },
 }
 
 impl DynoAddr {
-    pub fn socket_addr(&self) -> SocketAddr {
-        let ip: std::net::IpAddr = match self.v6.load(Ordering::SeqCst) {
+    /// The `$PORT` the dyno was given (`ps` shows it).
+    pub fn port(&self) -> u16 {
+        match self {
+            DynoAddr::Tcp { port, .. } | DynoAddr::Handler { port, .. } => *port,
+            DynoAddr::Memory(door) => door.port(),
+        }
+    }
+
+    /// Where a real-port dyno listens.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        let DynoAddr::Tcp { port, v6 } = self else {
+            return None;
+        };
+        let ip: std::net::IpAddr = match v6.load(Ordering::SeqCst) {
             true => std::net::Ipv6Addr::LOCALHOST.into(),
             false => std::net::Ipv4Addr::LOCALHOST.into(),
         };
-        (ip, self.port).into()
+        Some((ip, *port).into())
     }
 }
 

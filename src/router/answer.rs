@@ -10,7 +10,7 @@ pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut r = Response::new(
         Full::new(Bytes::from_static(body.as_bytes()))
             .map_err(|e| match e {})
-            .boxed(),
+            .boxed_unsync(),
     );
     *r.status_mut() = status;
     r.headers_mut().insert(

@@ -1,13 +1,16 @@
 //! The HTTP front door: picks an up web dyno of the app the Host header
 //! names (at random, or the less busy of two: the app's
 //! [`Routing`](crate::routing::Routing)), forwards the request over a
-//! pooled keep-alive connection with `X-Request-Start` (when the router
+//! pooled keep-alive connection (in memory unless the dynos have real
+//! ports: [`pool`]; a proxy dyno's handler is called directly) with
+//! `X-Request-Start` (when the router
 //! had it, in ms) for the app's APM, and logs one Heroku-format line per
 //! request: at the answer's head when it has a `Content-Length`, else when
 //! the stream ends, with the bytes it sent ([`stream`]).
 //!
 //! Errors answer 503 with a short page and an `H` code in the log: `H14` no
-//! web dynos up, `H10` they crashed, `H12` no response in time, `H13` the
+//! web dynos up, `H10` they crashed, `H11` every dyno has the backlog's
+//! worth of requests in flight (50), `H12` no response in time, `H13` the
 //! dyno closed the connection without answering, `H19` it could not be
 //! reached, `H99` the platform failed; `H17` (502) the dyno's answer had
 //! both `Content-Length` and `Transfer-Encoding`; `H15` an answer that
@@ -26,6 +29,7 @@ mod head;
 mod hop;
 pub mod host;
 mod log;
+mod pool;
 mod stream;
 pub mod table;
 mod tunnel;
@@ -37,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, combinators::BoxBody};
+use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -48,14 +52,32 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::logbus::Bus;
+use crate::placement::DynoAddr;
 use answer::{ERROR_PAGE, NO_SUCH_APP, closing, text};
 use body::Capped;
 use head::{Framing, HeadScan, Refusal, Sniff};
 use log::{LineBits, good_request_id, new_request_id, path_field};
+use pool::SendError;
 use stream::Streamed;
 pub use table::{Backend, NoRoute, RouteTable};
 
-type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A dyno's answer: over a connection, or from a proxy dyno's handler.
+enum Answer {
+    Http(Response<Incoming>, Option<pool::Lent>),
+    Handler(Response<crate::dyno::proxy::Body>),
+}
+
+/// Why a dyno gave no answer.
+enum Failed {
+    /// It could not be reached (`H19`).
+    Connect,
+    /// It took the request and closed without answering (`H13`).
+    Closed,
+    /// The platform could not address it (`H99`).
+    Platform,
+}
 
 /// Router settings; the defaults are Heroku's.
 #[derive(Debug, Clone)]
@@ -72,6 +94,10 @@ pub struct RouterConfig {
     pub max_body: usize,
     /// Largest request head (request line and headers).
     pub max_head: usize,
+    /// Requests one dyno may have in flight before the router sends it no
+    /// more: past it on every dyno of the app, a request is answered `H11`
+    /// (Heroku's backlog of 50).
+    pub backlog: usize,
     /// Seed for the dyno pick, for tests.
     pub seed: Option<u64>,
     /// Client connections served at once. Each takes two descriptors (the
@@ -96,6 +122,7 @@ impl Default for RouterConfig {
             header_timeout: Duration::from_secs(10),
             max_body: 100 << 20,
             max_head: 16 * 1024,
+            backlog: 50,
             seed: None,
             max_connections: MAX_CONNECTIONS,
             default_app: None,
@@ -338,6 +365,16 @@ impl Router {
             return closing(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
         }
         let backend = match backend {
+            Ok(b) if b.inflight.count() >= self.cfg.backlog => {
+                // Past the backlog: the least busy dyno, if any is not.
+                match self.table.least_busy(&app) {
+                    Some(o) if o.inflight.count() < self.cfg.backlog => o,
+                    _ => {
+                        self.log_error(&line, "H11", "Backlog too deep", None, started);
+                        return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
+                    }
+                }
+            }
             Ok(b) => b,
             Err(why) => {
                 let (code, desc) = match why {
@@ -375,40 +412,128 @@ impl Router {
         headers.insert(header::VIA, HeaderValue::from_static("1.1 wdyno"));
         // Set, never passed on: a client cannot fake its queue time.
         headers.insert("x-request-start", HeaderValue::from(received_ms as u64));
-        let uri = format!("http://{}{}", backend.addr(), path);
-        let (mut parts, body) = req.into_parts();
-        parts.uri = match uri.parse() {
-            Ok(u) => u,
-            Err(_) => {
-                self.log_error(&line, "H99", "Platform error", Some(&backend), started);
-                return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
-            }
-        };
+        let (parts, body) = req.into_parts();
         let (body, overflow) = Capped::new(body, self.cfg.max_body as u64);
         let forwarded = Request::from_parts(parts, body);
         let connect_started = Instant::now();
-        let answer =
-            tokio::time::timeout(self.cfg.request_timeout, self.client.request(forwarded)).await;
+        let answer = tokio::time::timeout(
+            self.cfg.request_timeout,
+            self.send(&backend, &path, forwarded),
+        )
+        .await;
         if overflow.load(Ordering::Acquire) && !matches!(answer, Ok(Ok(_))) {
             self.refused(&line, "Request body too large", 413, started);
             return closing(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
         }
-        let mut resp = match answer {
+        let answer = match answer {
             Err(_) => {
                 self.log_error(&line, "H12", "Request timeout", Some(&backend), started);
                 return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
             }
-            Ok(Err(e)) => {
-                let (code, desc) = if e.is_connect() {
-                    ("H19", "Backend connection timeout")
-                } else {
-                    ("H13", "Connection closed without response")
+            Ok(Err(failed)) => {
+                let (code, desc) = match failed {
+                    Failed::Connect => ("H19", "Backend connection timeout"),
+                    Failed::Closed => ("H13", "Connection closed without response"),
+                    Failed::Platform => ("H99", "Platform error"),
                 };
                 self.log_error(&line, code, desc, Some(&backend), started);
                 return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
             }
-            Ok(Ok(resp)) => resp,
+            Ok(Ok(answer)) => answer,
         };
+        let connect = connect_started.duration_since(started).as_millis();
+        match answer {
+            Answer::Http(resp, lent) => {
+                let resp = self.tunnel(resp, client_upgrade, asked_upgrade);
+                self.answer(resp, line, &backend, connect, started, inflight, lent)
+            }
+            Answer::Handler(mut resp) => {
+                hop::strip(resp.headers_mut(), false);
+                let resp =
+                    resp.map(|b| b.map_err(Box::<dyn std::error::Error + Send + Sync>::from));
+                self.answer(resp, line, &backend, connect, started, inflight, None)
+            }
+        }
+    }
+
+    /// Sends the request to the dyno the way its `$PORT` is reached.
+    async fn send(
+        &self,
+        backend: &Backend,
+        path: &str,
+        mut req: Request<Capped>,
+    ) -> Result<Answer, Failed> {
+        match &backend.addr {
+            DynoAddr::Tcp { .. } => {
+                let addr = backend.addr.socket_addr().ok_or(Failed::Platform)?;
+                *req.uri_mut() = format!("http://{addr}{path}")
+                    .parse()
+                    .map_err(|_| Failed::Platform)?;
+                match self.client.request(req).await {
+                    Ok(resp) => Ok(Answer::Http(resp, None)),
+                    Err(e) if e.is_connect() => Err(Failed::Connect),
+                    Err(_) => Err(Failed::Closed),
+                }
+            }
+            DynoAddr::Memory(door) => {
+                *req.uri_mut() = path.parse().map_err(|_| Failed::Platform)?;
+                match backend.pool.send(door, req).await {
+                    Ok((resp, lent)) => Ok(Answer::Http(resp, Some(lent))),
+                    Err(SendError::Connect(_)) => Err(Failed::Connect),
+                    Err(SendError::Http(_)) => Err(Failed::Closed),
+                }
+            }
+            DynoAddr::Handler { door, .. } => {
+                let req = req.map(|b| {
+                    b.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
+                });
+                door.call(req)
+                    .await
+                    .map(Answer::Handler)
+                    .map_err(|_| Failed::Closed)
+            }
+        }
+    }
+
+    /// A WebSocket handshake the dyno accepted becomes a tunnel; hop-by-hop
+    /// headers go.
+    fn tunnel(
+        &self,
+        mut resp: Response<Incoming>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        asked_upgrade: bool,
+    ) -> Response<Incoming> {
+        let tunnel = resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some();
+        hop::strip(resp.headers_mut(), tunnel);
+        if let (true, Some(client)) = (tunnel, client_upgrade) {
+            let dyno = hyper::upgrade::on(&mut resp);
+            self.tasks
+                .spawn(tunnel::run(client, dyno, self.stop.child_token()));
+        } else if asked_upgrade {
+            // The scan of this connection stopped at the handshake: the
+            // client must start over on a new one.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+
+    /// The dyno's answer on its way back, with its router line.
+    #[allow(clippy::too_many_arguments)]
+    fn answer<B>(
+        self: &Arc<Self>,
+        resp: Response<B>,
+        line: LineBits,
+        backend: &Backend,
+        connect: u128,
+        started: Instant,
+        inflight: table::Request,
+        lent: Option<pool::Lent>,
+    ) -> Response<Body>
+    where
+        B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         if resp.headers().contains_key(header::CONTENT_LENGTH)
             && resp.headers().contains_key(header::TRANSFER_ENCODING)
         {
@@ -424,18 +549,6 @@ impl Router {
             return text(StatusCode::BAD_GATEWAY, ERROR_PAGE);
         }
         let status = resp.status();
-        let tunnel = status == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some();
-        hop::strip(resp.headers_mut(), tunnel);
-        if let (true, Some(client)) = (tunnel, client_upgrade) {
-            let dyno = hyper::upgrade::on(&mut resp);
-            self.tasks
-                .spawn(tunnel::run(client, dyno, self.stop.child_token()));
-        } else if asked_upgrade {
-            // The scan of this connection stopped at the handshake: the
-            // client must start over on a new one.
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
         // A sized answer is logged now, with its length; a streamed one
         // when it ends, with what it sent (see `stream`).
         let sized = resp
@@ -443,7 +556,6 @@ impl Router {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let connect = connect_started.duration_since(started).as_millis();
         if let Some(bytes) = sized {
             self.log_line(
                 &line,
@@ -465,6 +577,6 @@ impl Router {
             written: sized.is_some(),
         };
         let idle = self.cfg.idle_timeout;
-        resp.map(|b| Streamed::new(b, idle, line, inflight).boxed())
+        resp.map(|b| Streamed::new(b, idle, line, inflight, lent).boxed_unsync())
     }
 }

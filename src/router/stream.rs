@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Bytes, Frame, SizeHint};
 use tokio::time::Sleep;
 
 use super::Router;
 use super::log::LineBits;
+use super::pool::Lent;
 use super::table;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,31 +34,55 @@ pub(super) struct Line {
     pub written: bool,
 }
 
-pub(super) struct Streamed {
-    inner: Incoming,
+/// `B` is the dyno's answer: hyper's from a connection, or a proxy
+/// dyno's handler's own.
+pub(super) struct Streamed<B> {
+    inner: B,
     sent: u64,
     idle_after: Duration,
     /// Armed the first time the dyno has nothing ready: most answers are
     /// whole at the first poll and never need a timer.
     idle: Option<Pin<Box<Sleep>>>,
     line: Option<Line>,
+    /// The in-memory connection it came on, given back at its end.
+    lent: Option<Lent>,
     _inflight: table::Request,
 }
 
-impl Streamed {
+impl<B> Streamed<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     pub(super) fn new(
-        inner: Incoming,
+        inner: B,
         idle_after: Duration,
         line: Line,
         inflight: table::Request,
+        lent: Option<Lent>,
     ) -> Self {
-        Streamed {
+        let mut s = Streamed {
             inner,
             sent: 0,
             idle_after,
             idle: None,
             line: Some(line),
+            lent,
             _inflight: inflight,
+        };
+        // An empty answer (204, a HEAD) is never polled.
+        if s.inner.is_end_stream() {
+            s.ended();
+        }
+        s
+    }
+}
+
+impl<B> Streamed<B> {
+    /// Read to its end: the connection may carry another request.
+    fn ended(&mut self) {
+        if let Some(lent) = self.lent.take() {
+            lent.give_back();
         }
     }
 
@@ -83,7 +108,11 @@ impl Streamed {
     }
 }
 
-impl Body for Streamed {
+impl<B> Body for Streamed<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     type Data = Bytes;
     type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -100,13 +129,18 @@ impl Body for Streamed {
                 if let Some(idle) = self.idle.as_mut() {
                     idle.as_mut().reset(again);
                 }
+                // hyper drops a body that says it has ended unpolled.
+                if self.inner.is_end_stream() {
+                    self.ended();
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
                 self.finish(false);
-                Poll::Ready(Some(Err(Box::new(e))))
+                Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(None) => {
+                self.ended();
                 self.finish(false);
                 Poll::Ready(None)
             }
@@ -133,7 +167,7 @@ impl Body for Streamed {
     }
 }
 
-impl Drop for Streamed {
+impl<B> Drop for Streamed<B> {
     /// The client went away (or hyper is done with a sized body it never
     /// polled to the end): the line says what was sent.
     fn drop(&mut self) {

@@ -19,14 +19,8 @@ pub struct Backend {
     /// Requests the router has sent it and not yet had an answer to; the
     /// manager stops a dyno taken out of the table once they are answered.
     pub inflight: Arc<InFlight>,
-}
-
-impl Backend {
-    /// Where the dyno listens: its `$PORT` on the loopback address of the
-    /// family it bound.
-    pub fn addr(&self) -> std::net::SocketAddr {
-        self.addr.socket_addr()
-    }
+    /// The router's connections to it when its `$PORT` is in memory.
+    pub pool: Arc<super::pool::Pool>,
 }
 
 /// Requests in flight to one dyno, and a wake-up for whoever waits for
@@ -152,6 +146,17 @@ impl RouteTable {
         self.inner.write().expect("route table lock").remove(app);
     }
 
+    /// The up web dyno of `app` with the fewest requests in flight.
+    pub fn least_busy(&self, app: &str) -> Option<Backend> {
+        let table = self.inner.read().expect("route table lock");
+        table
+            .get(app)?
+            .backends
+            .iter()
+            .min_by_key(|b| b.inflight.count())
+            .cloned()
+    }
+
     /// One up web dyno of `app`, cloning only that one. `random(n)` is a
     /// uniform index below `n` (the router's seedable generator): one draw
     /// picks the dyno under [`Routing::Random`]; two distinct ones are
@@ -196,11 +201,12 @@ mod tests {
         Backend {
             id,
             dyno: format!("web.{id}"),
-            addr: DynoAddr {
+            addr: DynoAddr::Tcp {
                 port: 5000 + id as u16,
                 v6: Arc::default(),
             },
             inflight: Arc::default(),
+            pool: Arc::default(),
         }
     }
 

@@ -189,6 +189,9 @@ pub struct Host {
     pub determinism: Determinism,
     /// The shared test runtime unless a test needs another.
     pub runtime: Arc<Runtime>,
+    /// Web dynos' `$PORT` in memory (as the daemon's default) rather than
+    /// a real loopback port.
+    pub in_memory: bool,
     leases: Vec<PortLease>,
     prepared: std::collections::HashMap<PathBuf, Arc<wdyno::dyno::Prepared>>,
 }
@@ -209,6 +212,7 @@ impl Host {
             egress: true,
             determinism: Determinism::default(),
             runtime: runtime(),
+            in_memory: false,
             leases: Vec::new(),
             prepared: std::collections::HashMap::new(),
         }
@@ -237,6 +241,9 @@ impl Host {
                 None => a.to_string(),
             })
             .collect();
+        let door = port
+            .filter(|_| self.in_memory)
+            .map(wdyno::dyno::door::MemPort::new);
         let sandbox = Sandbox {
             app: self.app.clone(),
             dyno: name.to_owned(),
@@ -245,6 +252,7 @@ impl Host {
             work_dir: self.dir.path().join(name),
             config: self.config.clone(),
             port,
+            door: door.clone(),
             ports: self.ports.clone(),
             egress: self.egress,
             memory: self.memory,
@@ -261,6 +269,7 @@ impl Host {
             boot_timeout: self.boot_timeout,
             grace: self.grace,
             stdin: None,
+            proxy_door: None,
         };
         let dyno = Dyno::start(self.runtime.clone(), self.bus.clone(), launch);
         if let Some(l) = lease {
@@ -269,6 +278,7 @@ impl Host {
         Started {
             dyno,
             port,
+            door,
             work_dir: self.dir.path().join(name),
         }
     }
@@ -301,6 +311,8 @@ impl Host {
 pub struct Started {
     pub dyno: Dyno,
     pub port: Option<u16>,
+    /// Its `$PORT` in memory, when [`Host::in_memory`].
+    pub door: Option<Arc<wdyno::dyno::door::MemPort>>,
     pub work_dir: PathBuf,
 }
 
@@ -440,4 +452,21 @@ pub fn network_address() -> std::net::IpAddr {
         .nth(1)
         .expect("these tests need a non-loopback IPv4 address on the host");
     addr.split('/').next().unwrap().parse().unwrap()
+}
+
+/// The sockets listening on `port` on this host, as `/proc/net/tcp{,6}`
+/// show their local addresses (hex).
+pub fn listening(port: u16) -> Vec<String> {
+    let mut found = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (local, state) = (f[1], f[3]);
+            if state == "0A" && local.ends_with(&format!(":{port:04X}")) {
+                found.push(local.to_owned());
+            }
+        }
+    }
+    found
 }

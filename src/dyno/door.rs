@@ -1,0 +1,531 @@
+//! A web dyno's `$PORT` in memory: the router and the dyno live in one
+//! process, so a request need not cross loopback TCP twice.
+//!
+//! A [`MemPort`] is the dyno's listening socket without a socket. The
+//! guest binds and listens on `$PORT` as always ([`super::vsock`] shadows
+//! those calls); the router calls [`MemPort::connect`], which queues a
+//! connection for the guest's next `accept` (waiting, as a SYN would,
+//! while the backlog is full) and hands back the router's end, a
+//! [`MemStream`]. A connection is two [`Pipe`]s, one each way, each
+//! holding at most [`PIPE_BYTES`]: a writer finding it full waits for the
+//! reader (backpressure). Closing the write side of one is a half-close:
+//! the reader sees the end of the stream once it has read what was sent.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
+
+/// Bytes one direction of a connection holds before its writer waits.
+pub const PIPE_BYTES: usize = 64 * 1024;
+
+/// The backlog a listener has until the guest sets one (Rust's, as
+/// wasmtime-wasi's).
+pub const DEFAULT_BACKLOG: usize = 128;
+
+/// One direction of an in-memory connection.
+#[derive(Default)]
+pub struct Pipe {
+    state: Mutex<PipeState>,
+}
+
+#[derive(Default)]
+struct PipeState {
+    chunks: VecDeque<Bytes>,
+    len: usize,
+    /// The writer is done: the reader sees the end once `chunks` are read.
+    write_closed: bool,
+    /// The reader is gone: what is written is refused.
+    read_closed: bool,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+fn wake(slot: &mut Option<Waker>) {
+    if let Some(w) = slot.take() {
+        w.wake();
+    }
+}
+
+impl Pipe {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PipeState> {
+        self.state.lock().expect("pipe lock poisoned")
+    }
+
+    /// Up to `max` bytes; `None` at the end of the stream.
+    fn poll_read(&self, cx: &Context<'_>, max: usize) -> Poll<Option<Bytes>> {
+        let mut s = self.lock();
+        match s.try_take(max) {
+            Some(b) => Poll::Ready(Some(b)),
+            None if s.write_closed || s.read_closed => Poll::Ready(None),
+            None => {
+                park(&mut s.reader, cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Room for this many bytes (at least one), or the reader is gone.
+    fn poll_room(&self, cx: &Context<'_>) -> Poll<io::Result<usize>> {
+        let mut s = self.lock();
+        if s.read_closed || s.write_closed {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        match PIPE_BYTES.saturating_sub(s.len) {
+            0 => {
+                park(&mut s.writer, cx);
+                Poll::Pending
+            }
+            n => Poll::Ready(Ok(n)),
+        }
+    }
+
+    fn push(&self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut s = self.lock();
+        s.len += bytes.len();
+        s.chunks.push_back(bytes);
+        wake(&mut s.reader);
+    }
+
+    /// The writer is done (shutdown, or its end dropped).
+    pub fn close_write(&self) {
+        let mut s = self.lock();
+        s.write_closed = true;
+        wake(&mut s.reader);
+    }
+
+    /// The reader is gone: buffered bytes are dropped, writes refused.
+    pub fn close_read(&self) {
+        let mut s = self.lock();
+        s.read_closed = true;
+        s.chunks.clear();
+        s.len = 0;
+        wake(&mut s.writer);
+        wake(&mut s.reader);
+    }
+}
+
+impl PipeState {
+    fn try_take(&mut self, max: usize) -> Option<Bytes> {
+        if self.read_closed || max == 0 {
+            return None;
+        }
+        let front = self.chunks.front_mut()?;
+        let bytes = if front.len() <= max {
+            self.chunks.pop_front().expect("a front chunk")
+        } else {
+            front.split_to(max)
+        };
+        self.len -= bytes.len();
+        wake(&mut self.writer);
+        Some(bytes)
+    }
+}
+
+/// The router's end of a connection.
+pub struct MemStream {
+    /// Dyno to router.
+    rx: Arc<Pipe>,
+    /// Router to dyno.
+    tx: Arc<Pipe>,
+}
+
+impl AsyncRead for MemStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.rx.poll_read(cx, buf.remaining()) {
+            Poll::Ready(Some(b)) => {
+                buf.put_slice(&b);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(None) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncWrite for MemStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let room = std::task::ready!(self.tx.poll_room(cx))?;
+        let n = room.min(buf.len());
+        self.tx.push(Bytes::copy_from_slice(&buf[..n]));
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // One copy of what fits, as writev would hand the kernel.
+        let room = std::task::ready!(self.tx.poll_room(cx))?;
+        let mut out = bytes::BytesMut::with_capacity(room.min(bufs.iter().map(|b| b.len()).sum()));
+        for b in bufs {
+            let take = (room - out.len()).min(b.len());
+            out.extend_from_slice(&b[..take]);
+            if out.len() == room {
+                break;
+            }
+        }
+        let n = out.len();
+        self.tx.push(out.freeze());
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.tx.close_write();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for MemStream {
+    fn drop(&mut self) {
+        self.rx.close_read();
+        self.tx.close_write();
+    }
+}
+
+/// The dyno's end of a connection, before the guest takes it.
+pub struct Accepted {
+    /// Router to dyno: the guest's input stream.
+    pub rx: Arc<Pipe>,
+    /// Dyno to router: the guest's output stream.
+    pub tx: Arc<Pipe>,
+    /// What the guest's `remote-address` says: the router, on loopback.
+    pub peer: SocketAddr,
+}
+
+/// The guest's input stream of a connection.
+pub struct PipeReader(pub Arc<Pipe>);
+
+/// The guest's output stream of a connection.
+pub struct PipeWriter(pub Arc<Pipe>);
+
+#[async_trait::async_trait]
+impl Pollable for PipeReader {
+    async fn ready(&mut self) {
+        std::future::poll_fn(|cx| {
+            let mut s = self.0.lock();
+            if !s.chunks.is_empty() || s.write_closed || s.read_closed {
+                Poll::Ready(())
+            } else {
+                park(&mut s.reader, cx);
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
+impl InputStream for PipeReader {
+    fn read(&mut self, size: usize) -> StreamResult<Bytes> {
+        let mut s = self.0.lock();
+        match s.try_take(size) {
+            Some(b) => Ok(b),
+            None if s.read_closed || (s.write_closed && s.chunks.is_empty()) => {
+                Err(StreamError::Closed)
+            }
+            None => Ok(Bytes::new()),
+        }
+    }
+}
+
+impl Drop for PipeReader {
+    fn drop(&mut self) {
+        self.0.close_read();
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for PipeWriter {
+    async fn ready(&mut self) {
+        // Ready when there is room, or when writing would fail.
+        let _ = std::future::poll_fn(|cx| self.0.poll_room(cx)).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl OutputStream for PipeWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.check_write()?;
+        self.0.push(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        // Written bytes are the reader's at once: nothing is held back.
+        self.check_write().map(drop)
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        let s = self.0.lock();
+        if s.read_closed || s.write_closed {
+            return Err(StreamError::Closed);
+        }
+        Ok(PIPE_BYTES.saturating_sub(s.len))
+    }
+}
+
+impl Drop for PipeWriter {
+    fn drop(&mut self) {
+        self.0.close_write();
+    }
+}
+
+/// A web dyno's `$PORT` in memory. Cheap to share.
+pub struct MemPort {
+    port: u16,
+    state: Mutex<PortState>,
+    /// Wakes routers waiting for a listener or for room in the backlog.
+    room: tokio::sync::Notify,
+    /// Numbers the router's ends as loopback source ports do.
+    next_peer: AtomicU16,
+}
+
+struct PortState {
+    listening: bool,
+    /// The guest's listener is gone: connections are refused.
+    closed: bool,
+    backlog: usize,
+    queue: VecDeque<Accepted>,
+    acceptor: Option<Waker>,
+}
+
+impl std::fmt::Debug for MemPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MemPort({})", self.port)
+    }
+}
+
+impl MemPort {
+    pub fn new(port: u16) -> Arc<Self> {
+        Arc::new(MemPort {
+            port,
+            state: Mutex::new(PortState {
+                listening: false,
+                closed: false,
+                backlog: DEFAULT_BACKLOG,
+                queue: VecDeque::new(),
+                acceptor: None,
+            }),
+            room: tokio::sync::Notify::new(),
+            next_peer: AtomicU16::new(32768),
+        })
+    }
+
+    /// The `$PORT` number the guest was given.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PortState> {
+        self.state.lock().expect("port lock poisoned")
+    }
+
+    /// The guest listens; `backlog` connections may wait for its accept.
+    pub fn listen(&self, backlog: usize) {
+        let mut s = self.lock();
+        s.listening = true;
+        s.closed = false;
+        s.backlog = backlog.max(1);
+        drop(s);
+        self.room.notify_waiters();
+    }
+
+    pub fn set_backlog(&self, backlog: usize) {
+        self.lock().backlog = backlog.max(1);
+        self.room.notify_waiters();
+    }
+
+    /// The guest's listener is gone: waiting and queued connections are
+    /// refused (their router ends see the stream end at once).
+    pub fn close(&self) {
+        let mut s = self.lock();
+        s.closed = true;
+        s.listening = false;
+        let queued = std::mem::take(&mut s.queue);
+        wake(&mut s.acceptor);
+        drop(s);
+        drop(queued);
+        self.room.notify_waiters();
+    }
+
+    /// A connection the router opened, if one waits.
+    pub fn try_accept(&self) -> Option<Accepted> {
+        let mut s = self.lock();
+        let got = s.queue.pop_front();
+
+        if got.is_some() {
+            drop(s);
+            self.room.notify_one();
+        }
+        got
+    }
+
+    /// Ready once a connection waits, the listener was closed, or while
+    /// it does not listen (a socket being bound has nothing to wait for).
+    pub fn poll_acceptable(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut s = self.lock();
+        if !s.queue.is_empty() || s.closed || !s.listening {
+            Poll::Ready(())
+        } else {
+            park(&mut s.acceptor, cx);
+            Poll::Pending
+        }
+    }
+
+    /// Opens a connection to the guest: queued for its accept, waiting
+    /// while the backlog is full. Refused when the guest is not listening.
+    pub async fn connect(&self) -> io::Result<MemStream> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut s = self.lock();
+                if s.closed || !s.listening {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        format!("nothing listens on $PORT {} (in memory)", self.port),
+                    ));
+                }
+                if s.queue.len() < s.backlog {
+                    let (up, down) = (Arc::new(Pipe::default()), Arc::new(Pipe::default()));
+                    let peer_port = self.next_peer.fetch_add(1, Ordering::Relaxed) | 32768;
+                    s.queue.push_back(Accepted {
+                        rx: down.clone(),
+                        tx: up.clone(),
+                        peer: SocketAddr::from(([127, 0, 0, 1], peer_port)),
+                    });
+                    wake(&mut s.acceptor);
+                    return Ok(MemStream { rx: up, tx: down });
+                }
+            }
+            room.await;
+        }
+    }
+}
+
+/// A pollable for a listener: ready when a connection waits.
+pub struct Acceptable(pub Arc<MemPort>);
+
+#[async_trait::async_trait]
+impl Pollable for Acceptable {
+    async fn ready(&mut self) {
+        std::future::poll_fn(|cx| self.0.poll_acceptable(cx)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn bytes_flow_both_ways_with_half_close_and_backpressure() {
+        let port = MemPort::new(5000);
+        assert!(port.connect().await.is_err(), "not listening yet");
+        port.listen(1);
+        let mut router = port.connect().await.unwrap();
+        let conn = port.try_accept().unwrap();
+        let (mut input, mut output) = (PipeReader(conn.rx), PipeWriter(conn.tx));
+
+        // The router sends more than a pipe holds: it waits for the reader.
+        let big = vec![7u8; PIPE_BYTES * 3];
+        let sender = tokio::spawn(async move {
+            router.write_all(&big).await.unwrap();
+            router.shutdown().await.unwrap();
+            router
+        });
+        let mut got = 0;
+        loop {
+            input.ready().await;
+            match input.read(100_000) {
+                Ok(b) => {
+                    assert!(b.iter().all(|&x| x == 7));
+                    got += b.len();
+                }
+                Err(StreamError::Closed) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(got, PIPE_BYTES * 3);
+        let mut router = sender.await.unwrap();
+
+        // After the router's half-close the dyno still answers.
+        assert_eq!(output.check_write().unwrap(), PIPE_BYTES);
+        output.write(Bytes::from_static(b"answer")).unwrap();
+        drop(output);
+        let mut back = Vec::new();
+        router.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"answer");
+    }
+
+    #[tokio::test]
+    async fn a_full_backlog_holds_connects_and_a_closed_port_refuses() {
+        let port = MemPort::new(5001);
+        port.listen(1);
+        let _first = port.connect().await.unwrap();
+        let p = port.clone();
+        let second = tokio::spawn(async move { p.connect().await.map(drop) });
+        tokio::task::yield_now().await;
+        assert!(!second.is_finished(), "the backlog of 1 is full");
+        assert!(port.try_accept().is_some());
+        tokio::time::timeout(std::time::Duration::from_secs(5), second)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        port.close();
+        assert_eq!(
+            port.connect().await.err().map(|e| e.kind()),
+            Some(io::ErrorKind::ConnectionRefused)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dropped_router_end_ends_the_guests_stream() {
+        let port = MemPort::new(5002);
+        port.listen(4);
+        let router = port.connect().await.unwrap();
+        let conn = port.try_accept().unwrap();
+        let (mut input, mut output) = (PipeReader(conn.rx), PipeWriter(conn.tx));
+        drop(router);
+        input.ready().await;
+        assert!(matches!(input.read(10), Err(StreamError::Closed)));
+        assert!(matches!(output.check_write(), Err(StreamError::Closed)));
+    }
+}
