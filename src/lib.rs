@@ -3,7 +3,8 @@
 //! # Layout
 //! Each Heroku concept is one module named after it.
 //! - Pure types: [`names`] (app, process type, dyno name, config key),
-//!   [`procfile`], [`formation`], [`release`], [`routing`].
+//!   [`procfile`], [`formation`], [`release`], [`routing`], [`idling`]
+//!   (when an app's web dynos sleep).
 //! - Storage, each behind a trait another backend can replace:
 //!   [`ledger`] (apps, releases, config, formation, builds; [`ledger::Ledger`]
 //!   over sled), [`slug`] (packed apps by digest; [`slug::SlugStore`] over
@@ -39,6 +40,7 @@ pub mod drain;
 pub mod dyno;
 pub mod formation;
 pub mod git;
+pub mod idling;
 pub mod ledger;
 pub mod logbus;
 pub mod manager;

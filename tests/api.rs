@@ -299,3 +299,51 @@ async fn a_types_formation_entry_and_dynos_by_name_including_one_offs() {
     assert_eq!((status, e["id"].as_str()), (404, Some("not_found")));
     p.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_sleep_after_round_trips_and_a_bad_one_changes_nothing() {
+    let p = Inproc::start().await;
+    let auth = format!("Bearer {}", p.platform.token());
+    let auth = [("Authorization", auth.as_str())];
+    let (status, _, app) = call(&p, "POST", "/apps", &auth, Some(json!({"name": "sleepy"}))).await;
+    assert_eq!(status, 201, "{app}");
+    assert_eq!(app["sleep_after"], "off");
+
+    let patch = |body: Value| call(&p, "PATCH", "/apps/sleepy", &auth, Some(body));
+    let (status, _, app) = patch(json!({"sleep_after": "30m"})).await;
+    assert_eq!((status, &app["sleep_after"]), (200, &json!("30m")), "{app}");
+    // Printed in the largest unit that divides it.
+    let (status, _, app) = patch(json!({"sleep_after": "120s"})).await;
+    assert_eq!((status, &app["sleep_after"]), (200, &json!("2m")), "{app}");
+    let (status, _, app) = call(&p, "GET", "/apps/sleepy", &auth, None).await;
+    assert_eq!((status, &app["sleep_after"]), (200, &json!("2m")), "{app}");
+
+    // A bad value, alone or beside a good field, changes nothing.
+    for body in [
+        json!({"sleep_after": "abc"}),
+        json!({"sleep_after": "abc", "routing": "least-connections"}),
+    ] {
+        let (status, _, e) = patch(body).await;
+        assert_eq!(
+            (status, e["id"].as_str(), e["message"].as_str()),
+            (
+                422,
+                Some("invalid_params"),
+                Some("sleep_after: \"abc\" is not a duration; use 30m, 90s, 1h or off")
+            ),
+            "{e}"
+        );
+    }
+    let (_, _, app) = call(&p, "GET", "/apps/sleepy", &auth, None).await;
+    assert_eq!(
+        (&app["sleep_after"], &app["routing"]),
+        (&json!("2m"), &json!("random")),
+        "{app}"
+    );
+    // null is no change; off turns it off.
+    let (status, _, app) = patch(json!({"sleep_after": null, "routing": "random"})).await;
+    assert_eq!((status, &app["sleep_after"]), (200, &json!("2m")), "{app}");
+    let (status, _, app) = patch(json!({"sleep_after": "off"})).await;
+    assert_eq!((status, &app["sleep_after"]), (200, &json!("off")), "{app}");
+    p.stop().await;
+}

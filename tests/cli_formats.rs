@@ -55,14 +55,15 @@ async fn wdynos_own_cli_does_the_same_in_herokus_formats() {
         d.cli(&["apps:info", "-a", "probe"]).ok().stdout,
         format!(
             "=== probe\n\
-             Buildpacks: detected at each build\n\
-             Dynos:      web: 1\n\
-             Git URL:    {git_url}\n\
-             Owner:      {email}\n\
-             Region:     local\n\
-             Routing:    random\n\
-             Stack:      wasi-0.2\n\
-             Web URL:    {web_url}\n"
+             Buildpacks:  detected at each build\n\
+             Dynos:       web: 1\n\
+             Git URL:     {git_url}\n\
+             Owner:       {email}\n\
+             Region:      local\n\
+             Routing:     random\n\
+             Sleep after: off\n\
+             Stack:       wasi-0.2\n\
+             Web URL:     {web_url}\n"
         )
     );
     assert_eq!(

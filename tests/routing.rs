@@ -34,7 +34,7 @@ async fn least_connections_keeps_requests_off_a_busy_dyno() {
 
     let out = d.cli(&["apps:info", "-a", "probe"]).ok();
     assert!(
-        out.stdout.contains("Routing:    random\n"),
+        out.stdout.contains("Routing:     random\n"),
         "{}",
         out.stdout
     );
@@ -53,7 +53,7 @@ async fn least_connections_keeps_requests_off_a_busy_dyno() {
     until("two web dynos up again", 60, || d.all_up("probe", 2)).await;
     let out = d.cli(&["apps:info", "-a", "probe"]).ok();
     assert!(
-        out.stdout.contains("Routing:    least-connections\n"),
+        out.stdout.contains("Routing:     least-connections\n"),
         "{}",
         out.stdout
     );

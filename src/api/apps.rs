@@ -10,6 +10,7 @@ use serde_json::json;
 use super::present::Site;
 use super::reply::{ApiError, Reply, json_reply, ok, read_body};
 use super::schema::{self, AppCreate, AppUpdate};
+use crate::idling::SleepAfter;
 use crate::ledger::App;
 use crate::names::AppName;
 use crate::routing::Routing;
@@ -86,9 +87,9 @@ pub(super) async fn update(
     req: Request<Incoming>,
 ) -> Reply {
     let body: AppUpdate = read_body(req).await?;
-    if body.buildpacks.is_none() && body.routing.is_none() {
+    if body.buildpacks.is_none() && body.routing.is_none() && body.sleep_after.is_none() {
         return Err(ApiError::bad(
-            "expected {\"buildpacks\": [\"rust\" | \"js\" | \"wasm\" | \"/path\", …]} or {\"routing\": \"random\" | \"least-connections\"}",
+            "expected {\"buildpacks\": [\"rust\" | \"js\" | \"wasm\" | \"/path\", …]}, {\"routing\": \"random\" | \"least-connections\"} or {\"sleep_after\": \"30m\" | \"off\"}",
         ));
     }
     // Checked before anything changes: a bad field changes nothing.
@@ -100,12 +101,21 @@ pub(super) async fn update(
         })?),
         None => None,
     };
+    let sleep_after = match body.sleep_after.as_deref() {
+        Some(v) => {
+            Some(SleepAfter::parse(v).map_err(|e| ApiError::bad(format!("sleep_after: {e}")))?)
+        }
+        None => None,
+    };
     let mut record = None;
     if let Some(packs) = &body.buildpacks {
         record = Some(s.set_buildpacks(&app, packs).await?);
     }
     if let Some(r) = routing {
         record = Some(s.set_routing(&app, r).await?);
+    }
+    if let Some(v) = sleep_after {
+        record = Some(s.set_sleep_after(&app, v).await?);
     }
     let app = record.expect("one of the fields was given");
     ok(&shape(s, site, &app).await?)

@@ -91,6 +91,7 @@ impl Site {
             process_tier: "basic".to_owned(),
             buildpacks: app.buildpacks.clone(),
             routing: app.routing,
+            sleep_after: app.sleep_after,
         }
     }
 

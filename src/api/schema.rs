@@ -138,6 +138,10 @@ pub struct App {
     /// wdyno: how the router spreads its requests (`random`,
     /// `least-connections`).
     pub routing: crate::routing::Routing,
+    /// wdyno: how long without a request before its web dynos sleep
+    /// (`30m`, `90s`, `1h`; `off`, the default: never).
+    #[serde(default)]
+    pub sleep_after: crate::idling::SleepAfter,
 }
 
 /// `POST /apps`: every field optional; with no name one is made up.
@@ -158,6 +162,10 @@ pub struct AppUpdate {
     /// `random` or `least-connections`.
     #[serde(default)]
     pub routing: Option<String>,
+    /// `30m`, `90s`, `1h` or `off` (`null`: unchanged, as a missing
+    /// field).
+    #[serde(default)]
+    pub sleep_after: Option<String>,
 }
 
 /// A formation entry: one process type's dynos.

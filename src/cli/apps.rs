@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use wdyno::api::Client;
 use wdyno::api::client::path;
 use wdyno::api::schema::{App, AppCreate, Formation};
+use wdyno::idling::SleepAfter;
 use wdyno::names::AppName;
 
 use super::AppArg;
@@ -135,17 +136,21 @@ pub fn info_text(a: &App, formation: &[Formation]) -> String {
         a.buildpacks.join(", ")
     };
     let mut out = format!("=== {}\n", a.name);
-    for (k, v) in [
+    let fields = [
         ("Buildpacks", buildpacks),
         ("Dynos", dynos.join(", ")),
         ("Git URL", a.git_url.clone()),
         ("Owner", a.owner.email.clone()),
         ("Region", a.region.name.clone()),
         ("Routing", a.routing.as_str().to_owned()),
+        ("Sleep after", a.sleep_after.to_string()),
         ("Stack", a.stack.name.clone()),
         ("Web URL", a.web_url.clone()),
-    ] {
-        out += &format!("{:<12}{v}\n", format!("{k}:"));
+    ];
+    // As Heroku's: values in one column, past the longest key.
+    let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
+    for (k, v) in fields {
+        out += &format!("{:<width$}{v}\n", format!("{k}:"));
     }
     out
 }
@@ -186,16 +191,38 @@ pub fn open_in_browser(url: &str) {
     }
 }
 
-/// `apps:update --routing random|least-connections`.
-pub async fn update(client: &Client, app: &AppName, routing: &str) -> Result<()> {
+/// What `apps:update` changes (at least one).
+pub struct Update {
+    pub routing: Option<String>,
+    pub sleep_after: Option<String>,
+}
+
+/// `apps:update --routing random|least-connections --sleep-after 30m|off`.
+pub async fn update(client: &Client, app: &AppName, change: Update) -> Result<()> {
+    let mut body = serde_json::Map::new();
+    if let Some(r) = &change.routing {
+        body.insert("routing".into(), json!(r));
+    }
+    if let Some(v) = &change.sleep_after {
+        // Checked here too, so the message names the flag.
+        let v = SleepAfter::parse(v).map_err(|e| anyhow::anyhow!("--sleep-after: {e}"))?;
+        body.insert("sleep_after".into(), json!(v.to_string()));
+    }
     let a: App = client
-        .json(
-            Method::PATCH,
-            &format!("/apps/{app}"),
-            json!({ "routing": routing }),
-        )
+        .json(Method::PATCH, &format!("/apps/{app}"), Value::Object(body))
         .await?;
-    println!("Routing of {app}: {}", a.routing.as_str());
+    if change.routing.is_some() {
+        println!("Routing of {app}: {}", a.routing.as_str());
+    }
+    if change.sleep_after.is_some() {
+        match a.sleep_after.duration() {
+            Some(_) => println!(
+                "Web dynos of {app} sleep after {} without a request",
+                a.sleep_after
+            ),
+            None => println!("Web dynos of {app} never sleep"),
+        }
+    }
     Ok(())
 }
 

@@ -22,6 +22,10 @@ pub struct DaemonArgs {
     /// Seconds a web dyno has to bind $PORT.
     #[arg(long, default_value_t = 60)]
     pub boot_timeout: u64,
+    /// Seconds the router holds a request for a sleeping app while its web
+    /// dyno starts (H20; Heroku's router waits 75 s).
+    #[arg(long, default_value_t = 75)]
+    pub wake_timeout: u64,
     /// Memory quota per dyno, MiB.
     #[arg(long, default_value_t = 512)]
     pub memory_mb: usize,
@@ -105,6 +109,7 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
         cfg.manager.disk = Some(args.disk_mb << 20);
     }
     cfg.router.request_timeout = Duration::from_secs(args.request_timeout);
+    cfg.router.boot_timeout = Duration::from_secs(args.wake_timeout.max(1));
     cfg.router.idle_timeout = Duration::from_secs(args.idle_timeout.max(1));
     cfg.router.seed = args.router_seed;
     cfg.router.max_body = args.max_body;

@@ -83,11 +83,17 @@ pub enum Cmd {
         app: AppArg,
     },
     /// Change how an app is served: `--routing least-connections` sends
-    /// each request to the less busy of two dynos (default `random`).
+    /// each request to the less busy of two dynos (default `random`);
+    /// `--sleep-after 30m` stops its web dynos after 30 minutes without a
+    /// request, and the next request starts one (default `off`).
     #[command(name = "apps:update")]
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true)))]
     AppsUpdate {
-        #[arg(long, value_parser = ["random", "least-connections"])]
-        routing: String,
+        #[arg(long, group = "change", value_parser = ["random", "least-connections"])]
+        routing: Option<String>,
+        /// `30m`, `90s`, `1h`, or `off`.
+        #[arg(long, group = "change", value_name = "DURATION")]
+        sleep_after: Option<String>,
         #[command(flatten)]
         app: AppArg,
     },
@@ -305,7 +311,17 @@ async fn api_verb(client: &Client, cmd: Cmd, json: bool) -> Result<i32> {
             apps::create(client, name.as_deref(), &buildpack).await?
         }
         Cmd::AppsInfo(app) => apps::info(client, &resolve(&app)?, json).await?,
-        Cmd::AppsUpdate { routing, app } => apps::update(client, &resolve(&app)?, &routing).await?,
+        Cmd::AppsUpdate {
+            routing,
+            sleep_after,
+            app,
+        } => {
+            let change = apps::Update {
+                routing,
+                sleep_after,
+            };
+            apps::update(client, &resolve(&app)?, change).await?
+        }
         Cmd::Open { path, app } => apps::open(client, &resolve(&app)?, path.as_deref()).await?,
         Cmd::RunDetached { app, command } => {
             run::detached(client, &resolve(&app)?, &command.join(" ")).await?

@@ -31,6 +31,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::formation::Formation;
+use crate::idling::SleepAfter;
 use crate::names::{AppName, ConfigKey, ProcessType};
 use crate::release::{NewRelease, Release, Status};
 use crate::routing::Routing;
@@ -103,6 +104,9 @@ pub struct App {
     /// How the router spreads its requests.
     #[serde(default)]
     pub routing: Routing,
+    /// How long without a request before its web dynos sleep (`off`).
+    #[serde(default)]
+    pub sleep_after: SleepAfter,
 }
 
 /// A log drain: every line of the app goes to `url` too.
@@ -131,6 +135,8 @@ pub enum AppChange {
     RemoveDrain(String),
     /// How the router spreads its requests.
     Routing(Routing),
+    /// How long without a request before its web dynos sleep.
+    SleepAfter(SleepAfter),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -143,6 +143,7 @@ impl SledLedger {
             features: Default::default(),
             drains: Vec::new(),
             routing: Default::default(),
+            sleep_after: Default::default(),
         };
         let r = (&self.apps, &self.heads).transaction(|(apps, heads)| {
             if apps.get(name.as_str())?.is_some() {
@@ -214,6 +215,7 @@ impl SledLedger {
                     app.drains.push(drain.clone());
                 }
                 AppChange::Routing(r) => app.routing = *r,
+                AppChange::SleepAfter(v) => app.sleep_after = *v,
                 AppChange::RemoveDrain(which) => {
                     let before = app.drains.len();
                     app.drains.retain(|d| d.id != *which);

@@ -33,6 +33,7 @@ use crate::router::table::InFlight;
 mod admission;
 mod backoff;
 mod boot;
+mod idle;
 mod reconcile;
 mod supervise;
 
@@ -143,6 +144,9 @@ struct Slot {
     retry_at: Option<Instant>,
     /// `ps:restart` asked for a fresh dyno.
     restart: bool,
+    /// Stopped because the app sleeps (`ps` shows it `idle`); started
+    /// again at its wake.
+    idle: bool,
     inflight: Arc<InFlight>,
 }
 
@@ -158,6 +162,8 @@ struct AppState {
     /// Slots the formation takes on the current release (admitted by
     /// [`Manager::scale`], recomputed at each pass).
     slots: u32,
+    /// Its web dynos sleep ([`idle`]): passes start none.
+    asleep: bool,
 }
 
 /// Decides what runs (see the module doc); one per platform.
@@ -230,7 +236,11 @@ impl Manager {
             .map(|(name, slot)| DynoInfo {
                 name: name.to_string(),
                 process_type: name.process.to_string(),
-                state: slot.dyno.state().to_string(),
+                state: match slot.dyno.state() {
+                    // As Heroku's `ps` shows a sleeping eco dyno.
+                    s if slot.idle && s.is_final() => "idle".to_owned(),
+                    s => s.to_string(),
+                },
                 command: slot.command.clone(),
                 release: slot.release,
                 updated_at: slot.since,

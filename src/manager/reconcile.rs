@@ -7,7 +7,7 @@
 //! app never overlap, so every decision is made against the dynos that are
 //! really there.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AppState, Manager, ManagerError, Slot, formation_slots};
 use crate::dyno::State;
+use crate::idling::SleepAfter;
 use crate::names::{AppName, DynoName};
 use crate::placement::{DynoKind, DynoSpec, RunningDyno};
 use crate::router::table::InFlight;
@@ -29,15 +30,22 @@ pub(super) struct AppLoop {
     requested: AtomicU64,
     /// The last request a finished pass served, and that pass's error.
     done: watch::Sender<(u64, Option<String>)>,
-    closed: CancellationToken,
-    /// Held by a pass; [`AppLoop::close`] takes it to wait out a pass.
-    pass: tokio::sync::Mutex<()>,
+    pub(super) closed: CancellationToken,
+    /// Held by a pass; [`AppLoop::close`] takes it to wait out a pass (and
+    /// the sleeper, to decide against the dynos that are really there).
+    pub(super) pass: tokio::sync::Mutex<()>,
+    /// The app's `sleep_after`, followed by its sleeper ([`super::idle`]).
+    pub(super) sleep_after: watch::Sender<SleepAfter>,
+    /// Whether the sleeper was spawned (once, on the first setting).
+    pub(super) sleeper: AtomicBool,
+    /// Woken by a change while asleep: the sleeper looks again.
+    pub(super) unidled: Notify,
 }
 
 impl AppLoop {
     /// Asks for a pass; returns the request's number (a pass that serves
     /// it reports at least that number as done).
-    fn wake(&self) -> u64 {
+    pub(super) fn wake(&self) -> u64 {
         let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
         self.wake.notify_one();
         ticket
@@ -81,6 +89,9 @@ impl Manager {
             done: watch::channel((0, None)).0,
             closed: CancellationToken::new(),
             pass: tokio::sync::Mutex::new(()),
+            sleep_after: watch::channel(SleepAfter::OFF).0,
+            sleeper: AtomicBool::new(false),
+            unidled: Notify::new(),
         });
         apps.insert(app.to_string(), lp.clone());
         let (me, app, lp2) = (self.clone(), app.clone(), lp.clone());
@@ -88,9 +99,13 @@ impl Manager {
         lp
     }
 
-    /// Wakes the app's loop without waiting for it.
+    /// Wakes the app's loop without waiting for it. A change asks for
+    /// it, so a sleeping app wakes too (as Heroku starts an eco app's
+    /// dynos on a deploy, a scale or a restart).
     pub fn request(self: &Arc<Self>, app: &AppName) {
-        self.app_loop(app).wake();
+        let lp = self.app_loop(app);
+        self.unidle(app, &lp);
+        lp.wake();
     }
 
     /// Wakes the app's loop if the app still has one (a backoff timer of a
@@ -101,10 +116,12 @@ impl Manager {
         }
     }
 
-    /// Wakes the app's loop and waits until a pass that began after this
+    /// Wakes the app's loop (and the app, if it sleeps, as
+    /// [`Manager::request`]) and waits until a pass that began after this
     /// call has ended; returns that pass's error, if any.
     pub async fn reconcile(self: &Arc<Self>, app: &AppName) -> Result<(), ManagerError> {
         let lp = self.app_loop(app);
+        self.unidle(app, &lp);
         let mut done = lp.done.subscribe();
         let ticket = lp.wake();
         tokio::select! {
@@ -144,7 +161,9 @@ impl Manager {
     }
 
     /// One pass: scale down what the formation no longer has, then start
-    /// what is missing, outdated, asked to restart, or crashed and due.
+    /// what is missing, outdated, asked to restart, or crashed and due;
+    /// while the app sleeps, no web dyno (an `idle` one starts at its
+    /// wake).
     async fn pass(self: &Arc<Self>, app: &AppName, lp: &AppLoop) -> Result<(), ManagerError> {
         let release = Arc::new(self.ledger.current(app).await?);
         let formation = self.ledger.formation(app).await?;
@@ -154,8 +173,9 @@ impl Manager {
         let plan = self.host.prepare(app, &release).await?;
         let now = Instant::now();
         let mut to_start: Vec<(DynoName, Option<Slot>)> = Vec::new();
-        {
+        let asleep = {
             let mut state = lp.lock();
+            let asleep = state.asleep;
             state.slots = formation_slots(&formation, &plan).0;
             let excess: Vec<DynoName> = state
                 .dynos
@@ -176,15 +196,20 @@ impl Manager {
                 if ty.as_str() == "release" || plan.procfile.get(ty.as_str()).is_none() {
                     continue;
                 }
+                if asleep && ty.is_web() {
+                    continue;
+                }
                 for n in 1..=count {
                     let name = DynoName::new(ty.clone(), n);
                     let keep = state.dynos.get(&name).map(|slot| {
                         let crashed = slot.dyno.state() == State::Crashed;
-                        match crashed {
-                            // Started again only once its backoff ran out.
-                            true => slot.retry_at.is_none_or(|t| t > now),
-                            false => slot.release == plan.version && !slot.restart,
-                        }
+                        // Slept and woken: started now, crashed or not.
+                        !slot.idle
+                            && match crashed {
+                                // Started again only once its backoff ran out.
+                                true => slot.retry_at.is_none_or(|t| t > now),
+                                false => slot.release == plan.version && !slot.restart,
+                            }
                     });
                     match keep {
                         Some(true) => {}
@@ -196,7 +221,8 @@ impl Manager {
                     }
                 }
             }
-        }
+            asleep
+        };
         for (name, old) in to_start {
             let command = plan
                 .procfile
@@ -240,6 +266,7 @@ impl Manager {
                     crashes,
                     retry_at: None,
                     restart: false,
+                    idle: false,
                     inflight: inflight.clone(),
                 },
             );
@@ -255,6 +282,11 @@ impl Manager {
                     me.retire(&app, old);
                 });
             }
+        }
+        // Woken (by a change) into a formation with no web dyno: requests
+        // held for the wake are answered now, not at the boot timeout.
+        if !asleep && !lp.lock().dynos.keys().any(|n| n.process.is_web()) {
+            self.routes.set_awake(app.as_str());
         }
         Ok(())
     }

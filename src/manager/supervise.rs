@@ -41,7 +41,10 @@ impl Manager {
                     up_since.get_or_insert_with(Instant::now);
                 }
                 match (s, &backend) {
-                    (State::Up, Some(backend)) => me.routes.add(app.as_str(), backend.clone()),
+                    // Up just as its app fell asleep: it is being stopped.
+                    (State::Up, Some(backend)) if !me.sleeping(&app, id) => {
+                        me.routes.add(app.as_str(), backend.clone())
+                    }
                     (State::Up, None) => {}
                     _ => me.routes.remove(app.as_str(), id),
                 }
@@ -69,7 +72,8 @@ impl Manager {
         let delay = {
             let mut state = lp.lock();
             state.leaving.retain(|d| !d.state().is_final());
-            if !crashed || state.dynos.get(name).is_none_or(|s| s.id != id) {
+            // A dyno that slept is started at the wake, not after a backoff.
+            if !crashed || state.dynos.get(name).is_none_or(|s| s.id != id || s.idle) {
                 return;
             }
             if name.process.is_web() {
@@ -103,10 +107,16 @@ impl Manager {
     /// the grace period runs out), so no request is cut off.
     pub(super) fn retire(&self, app: &AppName, slot: Slot) {
         self.routes.remove(app.as_str(), slot.id);
+        self.stop_when_answered(slot.dyno, slot.inflight);
+    }
+
+    /// Stops `dyno`, out of the router's table already, once the requests
+    /// sent to it are answered (or the grace period runs out).
+    pub(super) fn stop_when_answered(&self, dyno: Arc<dyn RunningDyno>, inflight: Arc<InFlight>) {
         let grace = self.cfg.grace;
         self.tasks.spawn(async move {
-            let _ = tokio::time::timeout(grace, slot.inflight.idle()).await;
-            slot.dyno.stop();
+            let _ = tokio::time::timeout(grace, inflight.idle()).await;
+            dyno.stop();
         });
     }
 }

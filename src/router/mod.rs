@@ -22,6 +22,9 @@
 //! logged to tracing, never to an app's ring (no app, no ring). Hop-by-hop
 //! headers are dropped both ways ([`hop`]); WebSocket upgrades are
 //! tunnelled ([`tunnel`]). Headers are capped and slow clients timed out.
+//! A request for a sleeping app is held until a web dyno is up ([`wake`]):
+//! `H20` if none is within the boot timeout, `H11` past the bound of
+//! held requests.
 
 mod answer;
 mod body;
@@ -33,6 +36,7 @@ mod pool;
 mod stream;
 pub mod table;
 mod tunnel;
+pub mod wake;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -108,6 +112,9 @@ pub struct RouterConfig {
     /// The app a host that names none (`localhost:5000`, `127.0.0.1`)
     /// reaches: `wdyno local`'s one app, as `heroku local` serves it.
     pub default_app: Option<String>,
+    /// Time a request for a sleeping app waits for a web dyno to be up
+    /// (H20).
+    pub boot_timeout: Duration,
 }
 
 /// The default of [`RouterConfig::max_connections`].
@@ -126,6 +133,7 @@ impl Default for RouterConfig {
             seed: None,
             max_connections: MAX_CONNECTIONS,
             default_app: None,
+            boot_timeout: wake::DEFAULT_BOOT_TIMEOUT,
         }
     }
 }
@@ -365,6 +373,16 @@ impl Router {
             return closing(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
         }
         let backend = match backend {
+            Err(NoRoute::Asleep) => {
+                wake::held_until_up(&self.table, &app, self.cfg.boot_timeout, || {
+                    let mut rng = self.rng.lock().expect("router rng");
+                    self.table.pick(&app, |n| rng.random_range(0..n))
+                })
+                .await
+            }
+            picked => picked,
+        };
+        let backend = match backend {
             Ok(b) if b.inflight.count() >= self.cfg.backlog => {
                 // Past the backlog: the least busy dyno, if any is not.
                 match self.table.least_busy(&app) {
@@ -380,6 +398,8 @@ impl Router {
                 let (code, desc) = match why {
                     NoRoute::Crashed => ("H10", "App crashed"),
                     NoRoute::NoWebDynos | NoRoute::NoSuchApp => ("H14", "No web processes running"),
+                    NoRoute::Asleep | NoRoute::BootTimeout => ("H20", "App boot timeout"),
+                    NoRoute::Backlog => ("H11", "Backlog too deep"),
                 };
                 self.log_error(&line, code, desc, None, started);
                 return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);

@@ -1,11 +1,13 @@
 //! The router's table: each app's `up` web dynos and how it spreads
-//! requests over them. The manager writes it as dynos come up and go; the
-//! router never starts or stops one.
+//! requests over them, and whether it sleeps ([`Dormancy`]). The manager
+//! writes it as dynos come up and go; the router never starts or stops
+//! one (for a sleeping app it asks the manager for a wake).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
+use super::wake::Dormancy;
 use crate::placement::DynoAddr;
 pub use crate::routing::Routing;
 
@@ -74,6 +76,8 @@ pub struct AppRoutes {
     /// Web dynos are meant to run but have crashed (H10 rather than H14).
     pub web_crashed: bool,
     pub routing: Routing,
+    /// Its idling: the last request's instant, asleep or not.
+    pub dormancy: Arc<Dormancy>,
 }
 
 /// Why [`RouteTable::pick`] found no dyno.
@@ -85,6 +89,13 @@ pub enum NoRoute {
     NoWebDynos,
     /// Its web dynos crashed (H10).
     Crashed,
+    /// It sleeps and no web dyno is up yet: hold the request for a wake
+    /// ([`super::wake::held_until_up`]).
+    Asleep,
+    /// Woken, but no web dyno came up within the boot timeout (H20).
+    BootTimeout,
+    /// Too many requests already held for its wake (H11).
+    Backlog,
 }
 
 /// Apps are in the table from the moment they exist ([`RouteTable::open`])
@@ -120,6 +131,9 @@ impl RouteTable {
         routes.backends.retain(|b| b.id != backend.id);
         routes.backends.push(backend);
         routes.web_crashed = false;
+        if routes.dormancy.is_asleep() {
+            routes.dormancy.awake();
+        }
     }
 
     pub fn remove(&self, app: &str, id: u64) {
@@ -137,13 +151,48 @@ impl RouteTable {
         }
     }
 
+    /// Whether its web dynos crashed; a crash ends a wake (its held
+    /// requests answer H10).
     pub fn set_crashed(&self, app: &str, crashed: bool) {
         let mut t = self.inner.write().expect("route table lock");
-        t.entry(app.to_owned()).or_default().web_crashed = crashed;
+        let routes = t.entry(app.to_owned()).or_default();
+        routes.web_crashed = crashed;
+        if crashed && routes.dormancy.is_asleep() {
+            routes.dormancy.awake();
+        }
+    }
+
+    /// The manager is putting `app`'s web dynos to sleep: from now on a
+    /// request that finds none up is held for a wake, not answered H14,
+    /// and a crash before the sleep is forgotten.
+    pub fn set_asleep(&self, app: &str) {
+        let mut t = self.inner.write().expect("route table lock");
+        if let Some(routes) = t.get_mut(app) {
+            routes.web_crashed = false;
+            routes.dormancy.fall_asleep();
+        }
+    }
+
+    /// `app` is awake with no web dyno to wait for (scaled to none while it
+    /// slept): held requests stop waiting.
+    pub fn set_awake(&self, app: &str) {
+        if let Some(d) = self.dormancy(app).filter(|d| d.is_asleep()) {
+            d.awake();
+        }
+    }
+
+    /// `app`'s idling, shared with the manager's sleeper.
+    pub fn dormancy(&self, app: &str) -> Option<Arc<Dormancy>> {
+        let t = self.inner.read().expect("route table lock");
+        t.get(app).map(|r| r.dormancy.clone())
     }
 
     pub fn forget(&self, app: &str) {
-        self.inner.write().expect("route table lock").remove(app);
+        let gone = self.inner.write().expect("route table lock").remove(app);
+        // Requests held for its wake find it gone.
+        if let Some(routes) = gone {
+            routes.dormancy.changed.notify_waiters();
+        }
     }
 
     /// The up web dyno of `app` with the fewest requests in flight.
@@ -161,13 +210,19 @@ impl RouteTable {
     /// uniform index below `n` (the router's seedable generator): one draw
     /// picks the dyno under [`Routing::Random`]; two distinct ones are
     /// compared by requests in flight under [`Routing::LeastConnections`].
+    /// Every pick of a known app stamps its idle clock; a sleeping app
+    /// with no dyno up yet is [`NoRoute::Asleep`].
     pub fn pick(
         &self,
         app: &str,
         mut random: impl FnMut(usize) -> usize,
     ) -> Result<Backend, NoRoute> {
         let table = self.inner.read().expect("route table lock");
-        match table.get(app) {
+        let routes = table.get(app);
+        if let Some(r) = routes {
+            r.dormancy.touch();
+        }
+        match routes {
             Some(r) if !r.backends.is_empty() => {
                 let b = &r.backends;
                 let i = random(b.len());
@@ -185,6 +240,7 @@ impl RouteTable {
                 };
                 Ok(b[chosen].clone())
             }
+            Some(r) if r.dormancy.is_asleep() => Err(NoRoute::Asleep),
             Some(r) if r.web_crashed => Err(NoRoute::Crashed),
             Some(_) => Err(NoRoute::NoWebDynos),
             None => Err(NoRoute::NoSuchApp),

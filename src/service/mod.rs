@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::deploy::{BuildError, Builder};
 use crate::drain::Drains;
 use crate::formation::Formation;
+use crate::idling::SleepAfter;
 use crate::ledger::{App, AppChange, Build, Ledger, LedgerError};
 use crate::logbus::Bus;
 use crate::manager::{CapacityUse, DynoInfo, Manager, ManagerError};
@@ -198,12 +199,16 @@ impl Service {
     }
 
     /// An app found in the ledger at start: known to the log bus and the
-    /// router (with its routing), its drains running.
+    /// router (with its routing), its sleeper following its
+    /// `sleep_after`, its drains running.
     pub fn restore(&self, app: &App) {
         self.opened(&app.name);
         self.manager
             .routes()
             .set_routing(app.name.as_str(), app.routing);
+        if !app.sleep_after.is_off() {
+            self.manager.set_sleep_after(&app.name, app.sleep_after);
+        }
         self.start_drains(app);
     }
 
@@ -216,6 +221,18 @@ impl Service {
             .await?;
         self.manager.routes().set_routing(app.as_str(), routing);
         self.api_line(app, &format!("Set routing to {}", routing.as_str()));
+        Ok(record)
+    }
+
+    /// `apps:update --sleep-after`: how long without a request before the
+    /// app's web dynos sleep (`off`: never, and a sleeping app wakes).
+    pub async fn set_sleep_after(&self, app: &AppName, after: SleepAfter) -> Result<App> {
+        let record = self
+            .ledger
+            .update_app(app, AppChange::SleepAfter(after))
+            .await?;
+        self.manager.set_sleep_after(app, after);
+        self.api_line(app, &format!("Set sleep after to {after}"));
         Ok(record)
     }
 
