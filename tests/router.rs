@@ -484,16 +484,17 @@ async fn the_app_sees_when_the_router_had_its_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_backlog_on_every_dyno_a_request_gets_h11() {
     // One single-threaded dyno, a backlog of 2: a stalled answer holds
-    // the dyno, the next request waits for it; then the router refuses.
+    // the dyno, the next two requests wait for its accept; then the
+    // router refuses.
     let d = edge_daemon("edge", &["--backlog", "2"]).await;
     let mut first = Raw::connect(d.router);
     first.send(&get("edge.localhost", "/stall"));
     assert!(first.line().starts_with("HTTP/1.1 200 OK"));
     let mut held = Vec::new();
     let mut refused = None;
-    // Each request either waits (in flight: the count grows) or is
-    // refused; by the third at the latest the backlog is full.
-    for _ in 0..3 {
+    // Each request either waits (queued for the dyno's accept) or is
+    // refused; the third finds the backlog full.
+    for _ in 0..4 {
         let mut c = Raw::connect(d.router);
         c.r.get_ref()
             .set_read_timeout(Some(Duration::from_secs(2)))

@@ -83,8 +83,9 @@ pub struct DaemonArgs {
     /// the default) or `real` loopback ports you can curl (debugging).
     #[arg(long, value_enum, env = "WDYNO_DYNO_PORTS", default_value_t = wdyno::placement::DynoPorts::Memory)]
     pub dyno_ports: wdyno::placement::DynoPorts,
-    /// Requests one web dyno may have in flight before the router answers
-    /// `H11 Backlog too deep` (when every dyno of the app has as many).
+    /// Requests that may wait for one web dyno to take them before the
+    /// router answers `H11 Backlog too deep` (when every dyno of the app
+    /// has as many waiting).
     #[arg(long, default_value_t = 50)]
     pub backlog: usize,
     /// Run buildpacks without the build sandbox, as the daemon's own user

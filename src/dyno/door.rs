@@ -383,6 +383,12 @@ impl MemPort {
         self.room.notify_waiters();
     }
 
+    /// Connections waiting for the guest's accept: the router's backlog
+    /// for this dyno.
+    pub fn waiting(&self) -> usize {
+        self.lock().queue.len()
+    }
+
     /// A connection the router opened, if one waits.
     pub fn try_accept(&self) -> Option<Accepted> {
         let mut s = self.lock();

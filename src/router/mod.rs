@@ -10,7 +10,7 @@
 //!
 //! Errors answer 503 with a short page and an `H` code in the log: `H14` no
 //! web dynos up, `H10` they crashed, `H11` every dyno has the backlog's
-//! worth of requests in flight (50), `H12` no response in time, `H13` the
+//! worth of requests (50) waiting for it to take them, `H12` no response in time, `H13` the
 //! dyno closed the connection without answering, `H19` it could not be
 //! reached, `H99` the platform failed; `H17` (502) the dyno's answer had
 //! both `Content-Length` and `Transfer-Encoding`; `H15` an answer that
@@ -98,9 +98,10 @@ pub struct RouterConfig {
     pub max_body: usize,
     /// Largest request head (request line and headers).
     pub max_head: usize,
-    /// Requests one dyno may have in flight before the router sends it no
-    /// more: past it on every dyno of the app, a request is answered `H11`
-    /// (Heroku's backlog of 50).
+    /// Requests that may wait for one dyno to take them (connections
+    /// queued for its `accept`) before the router sends it no more: past
+    /// it on every dyno of the app, a request is answered `H11` (Heroku's
+    /// backlog of 50).
     pub backlog: usize,
     /// Seed for the dyno pick, for tests.
     pub seed: Option<u64>,
@@ -383,10 +384,11 @@ impl Router {
             picked => picked,
         };
         let backend = match backend {
-            Ok(b) if b.inflight.count() >= self.cfg.backlog => {
-                // Past the backlog: the least busy dyno, if any is not.
-                match self.table.least_busy(&app) {
-                    Some(o) if o.inflight.count() < self.cfg.backlog => o,
+            Ok(b) if b.waiting() >= self.cfg.backlog => {
+                // Past its backlog: the dyno with the shortest, if any is
+                // shorter.
+                match self.table.least_waiting(&app) {
+                    Some(o) if o.waiting() < self.cfg.backlog => o,
                     _ => {
                         self.log_error(&line, "H11", "Backlog too deep", None, started);
                         return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
@@ -462,6 +464,25 @@ impl Router {
             Ok(Ok(answer)) => answer,
         };
         let connect = connect_started.duration_since(started).as_millis();
+        let headers = match &answer {
+            Answer::Http(resp, _) => resp.headers(),
+            Answer::Handler(resp) => resp.headers(),
+        };
+        // Looked at before hop-by-hop headers (`Transfer-Encoding`) go.
+        if headers.contains_key(header::CONTENT_LENGTH)
+            && headers.contains_key(header::TRANSFER_ENCODING)
+        {
+            self.log_line(
+                &line,
+                "at=error code=H17 desc=\"Poorly formatted HTTP response\"",
+                &backend.dyno,
+                0,
+                502,
+                0,
+                started,
+            );
+            return text(StatusCode::BAD_GATEWAY, ERROR_PAGE);
+        }
         match answer {
             Answer::Http(resp, lent) => {
                 let resp = self.tunnel(resp, client_upgrade, asked_upgrade);
@@ -554,20 +575,6 @@ impl Router {
         B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        if resp.headers().contains_key(header::CONTENT_LENGTH)
-            && resp.headers().contains_key(header::TRANSFER_ENCODING)
-        {
-            self.log_line(
-                &line,
-                "at=error code=H17 desc=\"Poorly formatted HTTP response\"",
-                &backend.dyno,
-                0,
-                502,
-                0,
-                started,
-            );
-            return text(StatusCode::BAD_GATEWAY, ERROR_PAGE);
-        }
         let status = resp.status();
         // A sized answer is logged now, with its length; a streamed one
         // when it ends, with what it sent (see `stream`).

@@ -25,6 +25,19 @@ pub struct Backend {
     pub pool: Arc<super::pool::Pool>,
 }
 
+impl Backend {
+    /// Requests sent to the dyno that it has not taken yet: connections
+    /// queued for its `accept` (in memory). A proxy dyno takes every
+    /// request at once, and a real port's queue is the kernel's, unseen:
+    /// both count none.
+    pub fn waiting(&self) -> usize {
+        match &self.addr {
+            DynoAddr::Memory(door) => door.waiting(),
+            _ => 0,
+        }
+    }
+}
+
 /// Requests in flight to one dyno, and a wake-up for whoever waits for
 /// them all to be answered (a dyno leaving the router is drained by this
 /// notification, not by polling).
@@ -195,14 +208,15 @@ impl RouteTable {
         }
     }
 
-    /// The up web dyno of `app` with the fewest requests in flight.
-    pub fn least_busy(&self, app: &str) -> Option<Backend> {
+    /// The up web dyno of `app` with the fewest requests waiting for it
+    /// to take them ([`Backend::waiting`]).
+    pub fn least_waiting(&self, app: &str) -> Option<Backend> {
         let table = self.inner.read().expect("route table lock");
         table
             .get(app)?
             .backends
             .iter()
-            .min_by_key(|b| b.inflight.count())
+            .min_by_key(|b| b.waiting())
             .cloned()
     }
 
