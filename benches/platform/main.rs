@@ -11,6 +11,7 @@ mod baselines;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod density;
+mod faq;
 mod inproc;
 mod load;
 mod native;
@@ -193,6 +194,9 @@ async fn bench() {
         for &n in &dynos {
             baselines::nginx(&plan, &mut table, &s, n, &bin).await;
         }
+    }
+    if want("faq") {
+        faq::faq(&plan, &mut table, &s).await;
     }
     if want("scale") {
         served::scale(&plan, &mut table, &s).await;
