@@ -3,9 +3,16 @@
 //!
 //! A connection is kept alive while the server allows it; when the server
 //! answers `Connection: close` (the hello app does), the next request opens
-//! a new connection, and its latency includes the connect.
+//! a new connection, and its latency includes the connect. A target made
+//! [`Target::closing`] sends `Connection: close` itself: a client that
+//! connects for every request.
+//!
+//! [`open_loop`] is the other shape of load: requests sent at times fixed
+//! in advance, whatever the answers, each latency counted from the time the
+//! request was due.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -22,6 +29,8 @@ pub struct Target {
     /// The `Host` header (the router routes on it).
     pub host: String,
     pub path: String,
+    /// Whether each request says `Connection: close`.
+    pub close: bool,
 }
 
 impl Target {
@@ -31,7 +40,14 @@ impl Target {
             addrs,
             host: host.to_owned(),
             path: path.to_owned(),
+            close: false,
         }
+    }
+
+    /// The same target, for a client that sends `Connection: close`.
+    pub fn closing(mut self) -> Target {
+        self.close = true;
+        self
     }
 
     pub fn local(port: u16, host: &str, path: &str) -> Target {
@@ -105,17 +121,14 @@ async fn stream(target: &Target, first: usize, deadline: Instant) -> (u64, u64, 
             failed += 1;
             continue;
         }
-        let req = http::Request::get(&target.path)
-            .header(http::header::HOST, &target.host)
-            .body(Empty::new())
-            .expect("a valid request");
-        match sender.send_request(req).await {
+        match sender.send_request(request(target, &target.path)).await {
             Ok(resp) => {
                 let status = resp.status();
-                let closes = resp
-                    .headers()
-                    .get(http::header::CONNECTION)
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+                let closes = target.close
+                    || resp
+                        .headers()
+                        .get(http::header::CONNECTION)
+                        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
                 let body = resp.into_body().collect().await;
                 if status == http::StatusCode::OK && body.is_ok() {
                     ok += 1;
@@ -136,6 +149,15 @@ async fn stream(target: &Target, first: usize, deadline: Instant) -> (u64, u64, 
     (ok, failed, latencies)
 }
 
+fn request(target: &Target, path: &str) -> http::Request<Empty<Bytes>> {
+    let req = http::Request::get(path).header(http::header::HOST, &target.host);
+    let req = match target.close {
+        true => req.header(http::header::CONNECTION, "close"),
+        false => req,
+    };
+    req.body(Empty::new()).expect("a valid request")
+}
+
 async fn connect(addr: SocketAddr) -> Option<SendRequest<Empty<Bytes>>> {
     let tcp = TcpStream::connect(addr).await.ok()?;
     tcp.set_nodelay(true).ok()?;
@@ -144,6 +166,82 @@ async fn connect(addr: SocketAddr) -> Option<SendRequest<Empty<Bytes>>> {
         .ok()?;
     tokio::spawn(conn);
     Some(sender)
+}
+
+/// One request of an open-loop run: when it is due, from the start, and
+/// what it asks for.
+pub struct Arrival {
+    pub at: Duration,
+    pub path: String,
+}
+
+/// What an open-loop run measured.
+pub struct OpenLoad {
+    /// Each answered request's time from when it was due to its last
+    /// byte, sorted.
+    pub latencies: Vec<Duration>,
+    pub failed: u64,
+}
+
+/// Sends each of `arrivals` at its time, on an idle keep-alive connection
+/// to `target.addrs[0]` when one is free and on a new one otherwise, so no
+/// request ever waits for another's answer (open loop). The schedule is
+/// kept to tokio's timer (1 ms); a request sent late counts the lateness in
+/// its latency, as a user would.
+pub async fn open_loop(target: &Target, arrivals: &[Arrival]) -> OpenLoad {
+    type Idle = Arc<Mutex<Vec<SendRequest<Empty<Bytes>>>>>;
+    let idle: Idle = Arc::default();
+    let addr = target.addrs[0];
+    let start = Instant::now() + Duration::from_millis(10);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut out = OpenLoad {
+        latencies: Vec::with_capacity(arrivals.len()),
+        failed: 0,
+    };
+    let record = |out: &mut OpenLoad, done: Option<Duration>| match done {
+        Some(latency) => out.latencies.push(latency),
+        None => out.failed += 1,
+    };
+    for a in arrivals {
+        let due = start + a.at;
+        tokio::time::sleep_until(due.into()).await;
+        let req = request(target, &a.path);
+        let idle = idle.clone();
+        tasks.spawn(async move {
+            // An idle connection the server has not closed, else a new one
+            // (an idle one has answered all it was sent: `ready` is its
+            // connection task's turn, never another request's answer).
+            let mut pooled = None;
+            loop {
+                let next = idle.lock().expect("pool lock").pop();
+                let Some(mut c) = next else { break };
+                if c.ready().await.is_ok() {
+                    pooled = Some(c);
+                    break;
+                }
+            }
+            let mut sender = match pooled {
+                Some(c) => c,
+                None => connect(addr).await?,
+            };
+            let resp = sender.send_request(req).await.ok()?;
+            let ok = resp.status() == http::StatusCode::OK;
+            let body = resp.into_body().collect().await;
+            let latency = due.elapsed();
+            if body.is_ok() && !sender.is_closed() {
+                idle.lock().expect("pool lock").push(sender);
+            }
+            (ok && body.is_ok()).then_some(latency)
+        });
+        while let Some(done) = tasks.try_join_next() {
+            record(&mut out, done.expect("open-loop task panicked"));
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        record(&mut out, done.expect("open-loop task panicked"));
+    }
+    out.latencies.sort_unstable();
+    out
 }
 
 /// The trivial native server the load generator's ceiling is measured

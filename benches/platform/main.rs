@@ -7,12 +7,15 @@
 //! harness's own (`load.rs`); apps are built by the real buildpacks, the
 //! platform is a real `wdyno daemon` process.
 
+mod baselines;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod density;
+mod faq;
 mod inproc;
 mod load;
 mod native;
+mod routed;
 mod served;
 
 use std::time::Duration;
@@ -170,21 +173,30 @@ async fn bench() {
     if want("std-net") {
         served::std_net(&plan, &mut table, &s, &bin).await;
     }
+    // `router` and `nginx` run at 1 and at N dynos; adding `many` to
+    // `--only` narrows them to N, `keep-alive` narrows `router` to the
+    // keep-alive app (for profiling one case).
+    let narrowed = |name: &str| only.as_ref().is_some_and(|o| o.iter().any(|n| n == name));
+    let dynos = match narrowed("many") {
+        true => vec![plan.many],
+        false => vec![1, plan.many],
+    };
     if want("router") {
-        // `router` runs both apps at 1 and at N dynos; adding `keep-alive`
-        // or `many` to `--only` narrows it (for profiling one case).
-        let narrowed = |name: &str| only.as_ref().is_some_and(|o| o.iter().any(|n| n == name));
         let apps = match narrowed("keep-alive") {
             true => vec![served::KEEP_ALIVE],
             false => vec![served::KEEP_ALIVE, served::APP],
         };
-        for app in apps {
-            if !narrowed("many") {
-                served::router(&plan, &mut table, &s, app, 1).await;
-            }
-            served::router(&plan, &mut table, &s, app, plan.many).await;
-            s.scale(app, 1).await;
+        for &n in &dynos {
+            routed::router(&plan, &mut table, &s, &apps, n, &bin).await;
         }
+    }
+    if want("nginx") {
+        for &n in &dynos {
+            baselines::nginx(&plan, &mut table, &s, n, &bin).await;
+        }
+    }
+    if want("faq") {
+        faq::faq(&plan, &mut table, &s).await;
     }
     if want("scale") {
         served::scale(&plan, &mut table, &s).await;
@@ -196,7 +208,7 @@ async fn bench() {
         served::metrics(&plan, &mut table, &s).await;
     }
     if want("proxy") {
-        served::proxy(&plan, &mut table, &s).await;
+        baselines::proxy(&plan, &mut table, &s).await;
     }
     if want("density") {
         density::density(&plan, &mut table, &s).await;

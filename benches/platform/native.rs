@@ -56,6 +56,40 @@ impl Drop for Native {
     }
 }
 
+/// `n` native hello processes, each on a port of its own: the baseline
+/// for `n` dynos.
+pub struct Fleet {
+    pub ports: Vec<u16>,
+    _processes: Vec<Native>,
+}
+
+impl Fleet {
+    pub fn spawn(bin: &PathBuf, n: usize) -> Fleet {
+        // Held until all are chosen, so no port comes up twice.
+        let held: Vec<std::net::TcpListener> = (0..n)
+            .map(|_| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
+            .collect();
+        let ports: Vec<u16> = held
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        drop(held);
+        let processes = ports.iter().map(|&p| Native::spawn(bin, p)).collect();
+        for &p in &ports {
+            wait_bound(p, Duration::from_secs(10));
+        }
+        Fleet {
+            ports,
+            _processes: processes,
+        }
+    }
+
+    pub fn addrs(&self) -> Vec<std::net::SocketAddr> {
+        let local = |&p: &u16| std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, p));
+        self.ports.iter().map(local).collect()
+    }
+}
+
 /// Polls until `port` accepts a connection, or panics at the deadline.
 pub fn wait_bound(port: u16, within: Duration) {
     let deadline = Instant::now() + within;

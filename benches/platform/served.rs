@@ -1,6 +1,7 @@
 //! Figures measured against a real `wdyno daemon` process: the hello app
-//! as a dyno against itself native, the router against direct
-//! connections, `scale web=1000`, rollback, and a `wasi:http/proxy` dyno.
+//! as a dyno against itself native, `scale web=1000`, rollback and
+//! runtime metrics; the daemon handle the other figures drive (the router's
+//! are in `routed.rs`, the proxy dyno's in `baselines.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -137,13 +138,13 @@ impl Served {
         }
     }
 
-    fn routed(&self, app: &str, path: &str) -> Target {
+    pub fn routed(&self, app: &str, path: &str) -> Target {
         Target::local(self.daemon.router, &format!("{app}.localhost"), path)
     }
 
     /// Load, with the CPU time per request of the whole daemon and of its
     /// router thread.
-    async fn load(&self, target: &Target, concurrency: usize, time: Duration) -> (Load, Cpu) {
+    pub async fn load(&self, target: &Target, concurrency: usize, time: Duration) -> (Load, Cpu) {
         let pid = self.daemon.pid();
         let (daemon, router) = (
             native::cpu_time(pid),
@@ -160,16 +161,16 @@ impl Served {
 }
 
 /// CPU time per request.
-struct Cpu {
-    daemon: Duration,
-    router: Duration,
+pub struct Cpu {
+    pub daemon: Duration,
+    pub router: Duration,
 }
 
-fn us(d: Duration) -> String {
+pub fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
-fn rps(l: &Load) -> String {
+pub fn rps(l: &Load) -> String {
     format!("{:.0} req/s", l.rps())
 }
 
@@ -216,60 +217,6 @@ pub async fn std_net(plan: &Plan, table: &mut Table, s: &Served, bin: &PathBuf) 
         target: "≥ 0.6x".into(),
         met: Some(r >= 0.6),
     });
-}
-
-/// Requests/s through the router to `n` web dynos of `app` against the
-/// same load straight to their ports, the daemon's CPU per request, and
-/// (for one dyno) the p99 latency the router adds at one connection.
-pub async fn router(plan: &Plan, table: &mut Table, s: &Served, app: &str, n: usize) {
-    s.scale(app, n).await;
-    let direct = Target::new(s.web_ports(app).await, "localhost", "/");
-    let routed = s.routed(app, "/");
-    let what = match app {
-        APP => "hello, `Connection: close`",
-        _ => "probe, keep-alive",
-    };
-    // At least one connection per dyno, so the direct load reaches every
-    // dyno as the router's does.
-    let (c, t) = (plan.concurrency.max(n), plan.load_time);
-    let (d, d_cpu) = s.load(&direct, c, t).await;
-    let (r, r_cpu) = s.load(&routed, c, t).await;
-    assert_eq!((d.failed, r.failed), (0, 0), "requests failed");
-    let x = r.rps() / d.rps();
-    table.row(Row {
-        figure: format!("requests/s through the router, {n} web dyno(s) ({what}), {c} connections"),
-        wdyno: rps(&r),
-        baseline: format!("direct to the dynos: {}", rps(&d)),
-        ratio: ratio(x),
-        target: "≥ 0.8x".into(),
-        met: Some(x >= 0.8),
-    });
-    table.row(Row {
-        figure: format!("router thread CPU per request, {n} web dyno(s) ({what})"),
-        wdyno: us(r_cpu.router),
-        baseline: format!(
-            "whole daemon: routed {}, direct {}",
-            us(r_cpu.daemon),
-            us(d_cpu.daemon)
-        ),
-        ratio: "—".into(),
-        target: "≤ 30 µs".into(),
-        met: Some(r_cpu.router <= Duration::from_micros(30)),
-    });
-    if n == 1 {
-        let d = load::run(&direct, 1, t).await;
-        let r = load::run(&routed, 1, t).await;
-        let (dp, rp) = (d.percentile(0.99), r.percentile(0.99));
-        let added = rp.saturating_sub(dp);
-        table.row(Row {
-            figure: format!("p99 latency added by the router ({what}, 1 connection)"),
-            wdyno: ms(added),
-            baseline: format!("direct p99 {}, routed p99 {}", ms(dp), ms(rp)),
-            ratio: "—".into(),
-            target: "< 1 ms".into(),
-            met: Some(added < Duration::from_millis(1)),
-        });
-    }
 }
 
 /// `scale web=N` from zero until every dyno is up, and the daemon's RSS
@@ -393,66 +340,4 @@ pub async fn metrics(plan: &Plan, table: &mut Table, s: &Served) {
         target: "≥ 0.97x".into(),
         met: Some(x >= 0.97),
     });
-}
-
-/// A `wasi:http/proxy` dyno (tests/apps/rust-http) against the same
-/// component under `wasmtime serve`, when `wasmtime` is installed.
-pub async fn proxy(plan: &Plan, table: &mut Table, s: &Served) {
-    let app = "proxy";
-    s.deploy(app, "rust-http");
-    let (_, dynos) = s.api("GET", &format!("/apps/{app}/dynos"), None).await;
-    let port = dynos[0]["port"].as_u64().expect("proxy dyno port") as u16;
-    native::wait_bound(port, Duration::from_secs(30));
-    let target = Target::local(port, "localhost", "/");
-    let d = load::run(&target, plan.concurrency, plan.load_time).await;
-    assert_eq!(d.failed, 0, "proxy dyno failed requests");
-    let component = common::built_app("rust-http").join("bin/web.wasm");
-    let serve = wasmtime_serve(&component);
-    let (baseline, r, met) = match serve {
-        None => (
-            "`wasmtime serve`: skipped, `wasmtime` is not installed".to_owned(),
-            "—".to_owned(),
-            None,
-        ),
-        Some(mut child) => {
-            let port = child.1;
-            native::wait_bound(port, Duration::from_secs(60));
-            let w = load::run(
-                &Target::local(port, "localhost", "/"),
-                plan.concurrency,
-                plan.load_time,
-            )
-            .await;
-            let _ = child.0.kill();
-            let _ = child.0.wait();
-            let x = d.rps() / w.rps();
-            (
-                format!("`wasmtime serve`: {}", rps(&w)),
-                ratio(x),
-                Some(x >= 1.5),
-            )
-        }
-    };
-    table.row(Row {
-        figure: "`wasi:http/proxy` component (rust-http) as a dyno".into(),
-        wdyno: rps(&d),
-        baseline,
-        ratio: r,
-        target: "≥ 1.5x".into(),
-        met,
-    });
-}
-
-fn wasmtime_serve(component: &std::path::Path) -> Option<(std::process::Child, u16)> {
-    let port = common::free_port();
-    std::process::Command::new("wasmtime")
-        .arg("serve")
-        .arg(format!("--addr=127.0.0.1:{port}"))
-        .arg("-Scli")
-        .arg(component)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()
-        .map(|c| (c, port))
 }

@@ -6,7 +6,10 @@
 //! - `GET /cpu?n=N` counts the primes below `N` with a sieve: a CPU-bound
 //!   handler whose hot loop is three instructions long;
 //! - `GET /render?n=N` renders an HTML table of `N` rows and answers its
-//!   length: CPU-bound the way a templating handler is.
+//!   length: CPU-bound the way a templating handler is;
+//! - `GET /sleep?n=N` sleeps `N` µs and answers `slept`: a handler whose
+//!   time is fixed and costs no CPU (the routing benchmark's slow and fast
+//!   requests), so a dyno's utilisation is what the arrival rate makes it.
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -49,7 +52,11 @@ fn serve(mut stream: TcpStream, buf: &mut [u8], greeting: &str) {
         ("/", _) => response("200 OK", &format!("{greeting}\n")),
         ("/cpu", Some(n)) => response("200 OK", &format!("{}\n", primes_below(n))),
         ("/render", Some(n)) => response("200 OK", &format!("{}\n", render(n))),
-        ("/cpu" | "/render", None) => response("400 Bad Request", "n must be a number\n"),
+        ("/sleep", Some(n)) => {
+            std::thread::sleep(std::time::Duration::from_micros(n as u64));
+            response("200 OK", "slept\n")
+        }
+        ("/cpu" | "/render" | "/sleep", None) => response("400 Bad Request", "n must be a number\n"),
         _ => response("404 Not Found", "not found\n"),
     };
     let _ = stream.write_all(&reply);
