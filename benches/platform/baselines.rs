@@ -318,7 +318,7 @@ pub async fn proxy(plan: &Plan, table: &mut Table, s: &Served) {
     let (c, t) = (plan.concurrency, plan.load_time);
     let (r, _) = s.load(&s.routed(app, "/"), c, t).await;
     assert_eq!(r.failed, 0, "the proxy dyno failed requests");
-    let ports = s.web_ports(app).await;
+    let ports = s.direct_ports(app).await;
     let direct = match ports.is_empty() {
         true => String::new(),
         false => {

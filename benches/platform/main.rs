@@ -17,6 +17,7 @@ mod load;
 mod native;
 mod routed;
 mod served;
+mod wake;
 
 use std::time::Duration;
 
@@ -197,6 +198,9 @@ async fn bench() {
     }
     if want("faq") {
         faq::faq(&plan, &mut table, &s).await;
+    }
+    if want("wake") {
+        wake::wake(&plan, &mut table, &s).await;
     }
     if want("scale") {
         served::scale(&plan, &mut table, &s).await;

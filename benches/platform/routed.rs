@@ -91,7 +91,7 @@ pub async fn router(
         .await;
         assert_eq!(native.failed, 0, "the native hello app failed requests");
         for app in apps {
-            let ports = s.web_ports(app).await;
+            let ports = s.direct_ports(app).await;
             // Left out once dynos have no ports of their own.
             let direct = match ports.is_empty() {
                 true => None,
@@ -157,7 +157,7 @@ pub async fn router(
 /// dyno, against the same straight to the dyno (left out when the dyno
 /// has no port of its own).
 async fn added_p99(plan: &Plan, table: &mut Table, s: &Served, app: &str) {
-    let ports = s.web_ports(app).await;
+    let ports = s.direct_ports(app).await;
     if ports.is_empty() {
         return;
     }

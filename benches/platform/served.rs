@@ -120,6 +120,16 @@ impl Served {
         }
     }
 
+    /// The web dynos' `$PORT`s when they are real ports to connect to
+    /// straight; none when they are in memory (the daemon's default).
+    pub async fn direct_ports(&self, app: &str) -> Vec<SocketAddr> {
+        let ports = self.web_ports(app).await;
+        let reachable = ports.first().is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(a, Duration::from_secs(1)).is_ok()
+        });
+        if reachable { ports } else { Vec::new() }
+    }
+
     /// The `$PORT`s of the web dynos that are up, if no other dyno is
     /// still around.
     pub async fn web_ports(&self, app: &str) -> Vec<SocketAddr> {
@@ -202,7 +212,13 @@ pub async fn std_net(plan: &Plan, table: &mut Table, s: &Served, bin: &PathBuf) 
     let port = common::free_port();
     let _native = Native::spawn(bin, port);
     native::wait_bound(port, Duration::from_secs(10));
-    let dyno = Target::new(s.web_ports(APP).await, "localhost", "/");
+    // Straight to the dyno when it has a real port, else (in memory)
+    // through the router: the router's own rows say what it costs.
+    let ports = s.direct_ports(APP).await;
+    let (dyno, how) = match ports.is_empty() {
+        true => (s.routed(APP, "/"), "through the router"),
+        false => (Target::new(ports, "localhost", "/"), "straight to it"),
+    };
     let native = Target::local(port, "localhost", "/");
     let (c, t) = (plan.concurrency, plan.load_time);
     let n = load::run(&native, c, t).await;
@@ -210,7 +226,7 @@ pub async fn std_net(plan: &Plan, table: &mut Table, s: &Served, bin: &PathBuf) 
     assert_eq!((n.failed, d.failed), (0, 0), "hello app failed requests");
     let r = d.rps() / n.rps();
     table.row(Row {
-        figure: "Rust std::net app (hello, `Connection: close`), as a dyno".into(),
+        figure: format!("Rust std::net app (hello, `Connection: close`), as a dyno, {how}"),
         wdyno: rps(&d),
         baseline: format!("native: {}", rps(&n)),
         ratio: ratio(r),
@@ -310,7 +326,11 @@ pub async fn rollback(plan: &Plan, table: &mut Table, s: &Served) {
 /// same with it off, alternated so drift hits both alike.
 pub async fn metrics(plan: &Plan, table: &mut Table, s: &Served) {
     s.scale(KEEP_ALIVE, 1).await;
-    let direct = Target::new(s.web_ports(KEEP_ALIVE).await, "localhost", "/");
+    let ports = s.direct_ports(KEEP_ALIVE).await;
+    let direct = match ports.is_empty() {
+        true => s.routed(KEEP_ALIVE, "/"),
+        false => Target::new(ports, "localhost", "/"),
+    };
     let feature = format!("/apps/{KEEP_ALIVE}/features/log-runtime-metrics");
     let (c, t) = (plan.concurrency, plan.load_time);
     let (mut off, mut on) = (Vec::new(), Vec::new());

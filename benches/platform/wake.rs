@@ -48,7 +48,7 @@ async fn timed_get(router: u16, app: &str) -> Duration {
     let mut c = Client::connect(router).await;
     let (status, body) = c.get_host(&host, "/").await;
     let took = started.elapsed();
-    assert_eq!((status, body.as_str()), (200, "hello from web.1"), "{app}");
+    assert_eq!((status, body.as_str()), (200, "hello\n"), "{app}");
     took
 }
 
