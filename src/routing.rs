@@ -9,9 +9,9 @@ pub enum Routing {
     /// A uniformly random up dyno, as Heroku's router.
     #[default]
     Random,
-    /// Of two dynos picked at random, the one with fewer requests in
-    /// flight (the power of two choices): a slow request no longer holds
-    /// up the requests sent after it to the same dyno.
+    /// The dyno with the fewest requests in flight (of two picked at
+    /// random, the power of two choices, past 64 dynos): a slow request no
+    /// longer holds up the requests sent after it to the same dyno.
     LeastConnections,
 }
 

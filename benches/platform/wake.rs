@@ -14,12 +14,12 @@ use super::{Plan, Row, Table, ms, percentile};
 
 /// Apps sleeping and waking side by side.
 fn apps(plan: &Plan) -> usize {
-    if plan.quick { 2 } else { 20 }
+    if plan.quick { 2 } else { 10 }
 }
 
 /// Wakes per app.
 fn rounds(plan: &Plan) -> usize {
-    if plan.quick { 2 } else { 6 }
+    if plan.quick { 2 } else { 12 }
 }
 
 /// Waits until every web dyno of `app` is `idle`.

@@ -83,7 +83,7 @@ pub enum Cmd {
         app: AppArg,
     },
     /// Change how an app is served: `--routing least-connections` sends
-    /// each request to the less busy of two dynos (default `random`);
+    /// each request to the least busy dyno (default `random`);
     /// `--sleep-after 30m` stops its web dynos after 30 minutes without a
     /// request, and the next request starts one (default `off`).
     #[command(name = "apps:update")]

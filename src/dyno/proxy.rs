@@ -37,11 +37,11 @@ const MAX_CONNECTIONS: usize = 1024;
 pub type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
 
 /// A proxy dyno's handler as the router calls it, in memory.
-/// Handlers run on the runtime of the dyno's host (where `run` runs),
-/// never on the caller's: the router's thread only routes.
+/// The guest's instances run on the runtime of the dyno's host (where
+/// `run` runs), never on the caller's: the router's thread only routes.
 #[derive(Default)]
 pub struct ProxyDoor {
-    server: OnceLock<(Arc<Server>, tokio::runtime::Handle)>,
+    server: OnceLock<Arc<Server>>,
     /// The dyno is stopping: no new request is taken.
     closed: AtomicBool,
     /// Requests whose handler has not returned.
@@ -84,17 +84,13 @@ impl ProxyDoor {
     {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let call = Call(self.clone());
-        let Some((server, runtime)) = self.server.get() else {
+        let Some(server) = self.server.get() else {
             return Err(Closed);
         };
         if self.closed.load(Ordering::SeqCst) {
             return Err(Closed);
         }
-        let server = server.clone();
-        runtime
-            .spawn(async move { server.handle(req, Some(call)).await })
-            .await
-            .map_err(|_| Closed)
+        Ok(server.handle(req, Some(call)).await)
     }
 
     /// Returns once no handler runs.
@@ -114,6 +110,9 @@ impl ProxyDoor {
 /// What every request of one proxy dyno shares.
 struct Server {
     runtime: Arc<Runtime>,
+    /// Where each request's instance runs: the dyno host's runtime, also
+    /// when the router calls in from its own thread.
+    tasks: tokio::runtime::Handle,
     pre: ProxyPre<DynoData>,
     sandbox: Sandbox,
     files: Arc<DynoFiles>,
@@ -159,6 +158,7 @@ pub(crate) async fn run(
     let runtime_share = runtime.slots().proxy_share(&sb.app);
     let server = Arc::new(Server {
         runtime,
+        tasks: tokio::runtime::Handle::current(),
         pre: pre.clone(),
         output: DynoOutput::new(bus, &sb.app, &sb.dyno),
         sandbox: sb,
@@ -170,9 +170,7 @@ pub(crate) async fn run(
         share: runtime_share,
     });
     if let Some(door) = &door {
-        let _ = door
-            .server
-            .set((server.clone(), tokio::runtime::Handle::current()));
+        let _ = door.server.set(server.clone());
         reporter.set(State::Up);
         return in_memory(door, &signals, &reporter).await;
     }
@@ -328,7 +326,7 @@ impl Server {
         // The guest may go on streaming the body after it sets the
         // response, so it runs in a task of its own.
         let meter = self.signals.meter().clone();
-        let task = tokio::spawn(super::meter::Timed::new(
+        let task = self.tasks.spawn(super::meter::Timed::new(
             async move {
                 let (_slot, _call) = (slot, call);
                 let proxy = pre.instantiate_async(&mut store).await?;

@@ -51,18 +51,12 @@ pub struct Lent {
 }
 
 impl Lent {
-    /// The answer was read whole: the connection may serve again.
+    /// The answer was read whole: the connection may serve again. Its
+    /// task may not have seen the end yet; a checkout skips it until it
+    /// has (no task is spawned to wait for that).
     pub fn give_back(self) {
-        let Lent { pool, mut sender } = self;
-        if sender.is_ready() {
-            pool.put(sender);
-        } else if !sender.is_closed() {
-            // The connection's task has not yet seen the end it was sent.
-            tokio::spawn(async move {
-                if sender.ready().await.is_ok() {
-                    pool.put(sender);
-                }
-            });
+        if !self.sender.is_closed() {
+            self.pool.put(self.sender);
         }
     }
 }
@@ -75,11 +69,18 @@ impl Pool {
         }
     }
 
+    /// The most recently returned connection that can take a request;
+    /// closed ones are dropped, ones still finishing an answer stay.
     fn checkout(&self) -> Option<Sender> {
         let mut idle = self.idle.lock().expect("pool lock poisoned");
-        while let Some(s) = idle.pop() {
-            if s.is_ready() {
-                return Some(s);
+        let mut i = idle.len();
+        while i > 0 {
+            i -= 1;
+            if idle[i].is_ready() {
+                return Some(idle.swap_remove(i));
+            }
+            if idle[i].is_closed() {
+                idle.swap_remove(i);
             }
         }
         None

@@ -93,6 +93,11 @@ pub struct AppRoutes {
     pub dormancy: Arc<Dormancy>,
 }
 
+/// Apps with at most this many web dynos are routed to their least busy
+/// one under least-connections; bigger ones by the power of two choices.
+/// (Scanning 64 counters costs well under a microsecond.)
+pub const EXACT_UP_TO: usize = 64;
+
 /// Why [`RouteTable::pick`] found no dyno.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoRoute {
@@ -222,8 +227,12 @@ impl RouteTable {
 
     /// One up web dyno of `app`, cloning only that one. `random(n)` is a
     /// uniform index below `n` (the router's seedable generator): one draw
-    /// picks the dyno under [`Routing::Random`]; two distinct ones are
-    /// compared by requests in flight under [`Routing::LeastConnections`].
+    /// picks the dyno under [`Routing::Random`]. Under
+    /// [`Routing::LeastConnections`] an app of up to [`EXACT_UP_TO`] web
+    /// dynos gets the one with the fewest requests in flight (counted from
+    /// a random one, so ties spread); a bigger one the less busy of two
+    /// distinct random dynos (the power of two choices), where a scan would
+    /// cost more than it gains.
     /// Every pick of a known app stamps its idle clock; a sleeping app
     /// with no dyno up yet is [`NoRoute::Asleep`].
     pub fn pick(
@@ -241,7 +250,22 @@ impl RouteTable {
                 let b = &r.backends;
                 let i = random(b.len());
                 let chosen = match r.routing {
-                    Routing::LeastConnections if b.len() > 1 => {
+                    Routing::LeastConnections if b.len() <= EXACT_UP_TO => {
+                        // Every dyno, from a random one on (ties spread).
+                        let (mut best, mut least) = (i, b[i].inflight.count());
+                        for k in 1..b.len() {
+                            if least == 0 {
+                                break;
+                            }
+                            let j = (i + k) % b.len();
+                            let n = b[j].inflight.count();
+                            if n < least {
+                                (best, least) = (j, n);
+                            }
+                        }
+                        best
+                    }
+                    Routing::LeastConnections => {
                         // A second, different dyno: one of the others.
                         let j = (i + 1 + random(b.len() - 1)) % b.len();
                         if b[j].inflight.count() < b[i].inflight.count() {
@@ -308,6 +332,38 @@ mod tests {
                 held.swap_remove(k);
             }
         }
+    }
+
+    #[test]
+    fn least_connections_finds_the_one_free_dyno_and_spreads_ties() {
+        let t = RouteTable::new();
+        t.open("a");
+        t.set_routing("a", Routing::LeastConnections);
+        for id in 1..=10 {
+            t.add("a", backend(id));
+        }
+        let routes = t.inner.read().unwrap()["a"].backends.clone();
+        // Every dyno but web.7 has a request in flight.
+        let held: Vec<_> = routes
+            .iter()
+            .filter(|b| b.id != 7)
+            .map(|b| b.inflight.enter())
+            .collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..200 {
+            let b = t.pick("a", |n| rng.random_range(0..n)).unwrap();
+            assert_eq!(b.id, 7);
+        }
+        drop(held);
+        // All idle: the picks spread over all ten.
+        let mut hits = [0u32; 11];
+        for _ in 0..2000 {
+            hits[t.pick("a", |n| rng.random_range(0..n)).unwrap().id as usize] += 1;
+        }
+        assert!(
+            hits[1..].iter().all(|&h| (120..280).contains(&h)),
+            "{hits:?}"
+        );
     }
 
     #[test]
