@@ -96,9 +96,10 @@ pub async fn faq(plan: &Plan, table: &mut Table, s: &Served) {
     let slow = service_time(s, SLOW, calibrate * 2).await;
     let mean = fast.mul_f64(1.0 - SLOW_SHARE) + slow.mul_f64(SLOW_SHARE);
     let rate = UTILISATION * DYNOS as f64 / mean.as_secs_f64();
+    // A full run is at least 10 s and 20 000 requests, for a steady p99.
     let time = match plan.quick {
         true => Duration::from_secs(1),
-        false => Duration::from_secs(10),
+        false => Duration::from_secs_f64((20_000.0 / rate).max(10.0)),
     };
     let arrivals = schedule(rate, time);
     let mut runs = Vec::new();
