@@ -8,32 +8,8 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
-use common::{Client, built_app, repo, stdout_lines, until};
-
-fn prebuilt(procfile: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("bin")).unwrap();
-    let probe = built_app("probe");
-    std::fs::copy(probe.join("bin/web.wasm"), dir.path().join("bin/web.wasm")).unwrap();
-    std::fs::copy(
-        probe.join("bin/probe.wasm"),
-        dir.path().join("bin/worker.wasm"),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("Procfile"), procfile).unwrap();
-    dir
-}
-
-fn log_lines(d: &Daemon, app: &str, extra: &[&str]) -> Vec<String> {
-    let mut args = vec!["logs", "-a", app, "-n", "1500"];
-    args.extend_from_slice(extra);
-    d.cli(&args)
-        .ok()
-        .stdout
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
+use common::probe_app::{app_log, probe_slug};
+use common::{Client, repo, stdout_lines, until};
 
 fn api_url(d: &Daemon) -> String {
     std::fs::read_to_string(d.home().join("api"))
@@ -84,7 +60,7 @@ async fn the_api_needs_its_token_and_dynos_cannot_reach_it() {
     assert!(ok.starts_with("HTTP/1.1 200 OK"), "{ok}");
 
     // A dyno trying the API and router ports over real sockets.
-    let app = prebuilt("web: bin/web\nworker: bin/worker\n");
+    let app = probe_slug("web: bin/web\nworker: bin/worker\n");
     d.create_and_deploy("nosy", app.path());
     let api_port = api.rsplit(':').next().unwrap();
     let router = d.router.to_string();
@@ -103,7 +79,7 @@ async fn the_api_needs_its_token_and_dynos_cannot_reach_it() {
         ],
     );
     let lines = until("the one-off's output", 30, || {
-        let l = log_lines(&d, "nosy", &["--ps", &name, "--source", "app"]);
+        let l = app_log(&d, "nosy", &["--ps", &name, "--source", "app"]);
         (l.len() >= 3).then_some(l)
     })
     .await;
@@ -171,7 +147,7 @@ async fn router_errors_have_their_codes() {
     .await;
     assert_eq!(c.get_host("probe.localhost", "/").await.0, 503);
     // Web dynos that crash at boot: H10.
-    let crashing = prebuilt("web: bin/worker exit 1\n");
+    let crashing = probe_slug("web: bin/worker exit 1\n");
     d.create_and_deploy("crashy", crashing.path());
     until("crashed", 30, || {
         d.ps("crashy")
@@ -182,7 +158,7 @@ async fn router_errors_have_their_codes() {
     .await;
     assert_eq!(c.get_host("crashy.localhost", "/").await.0, 503);
 
-    let router: Vec<String> = log_lines(&d, "probe", &["--ps", "router"]);
+    let router: Vec<String> = app_log(&d, "probe", &["--ps", "router"]);
     let codes: Vec<&str> = router
         .iter()
         .filter_map(|l| l.split("code=").nth(1))
@@ -196,7 +172,7 @@ async fn router_errors_have_their_codes() {
         "{}",
         router[2]
     );
-    let crashy = log_lines(&d, "crashy", &["--ps", "router"]);
+    let crashy = app_log(&d, "crashy", &["--ps", "router"]);
     assert!(
         crashy
             .last()
@@ -209,11 +185,11 @@ async fn router_errors_have_their_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_dyno_restarts_then_backs_off() {
     let d = Daemon::start(&[]);
-    let app = prebuilt("web: bin/web\nworker: bin/worker exit 1\n");
+    let app = probe_slug("web: bin/web\nworker: bin/worker exit 1\n");
     d.create_and_deploy("flaky", app.path());
     d.cli(&["ps:scale", "worker=1", "-a", "flaky"]).ok();
     let lines = until("four crashes", 30, || {
-        let l = log_lines(&d, "flaky", &["--ps", "worker.1", "--source", "wdyno"]);
+        let l = app_log(&d, "flaky", &["--ps", "worker.1", "--source", "wdyno"]);
         (l.iter()
             .filter(|x| x.ends_with("Process exited with status 1"))
             .count()
@@ -273,7 +249,7 @@ async fn a_daemon_restart_brings_back_the_same_formation_and_release() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_under_steady_traffic_fails_no_request() {
     let d = Daemon::start(&[]);
-    let a = prebuilt("web: bin/web\n");
+    let a = probe_slug("web: bin/web\n");
     std::fs::write(a.path().join("VERSION"), "A").unwrap();
     d.create_and_deploy("steady", a.path());
     d.cli(&["ps:scale", "web=2", "-a", "steady"]).ok();
@@ -293,7 +269,7 @@ async fn a_deploy_under_steady_traffic_fails_no_request() {
             seen
         })
     };
-    let b = prebuilt("web: bin/web\n");
+    let b = probe_slug("web: bin/web\n");
     std::fs::write(b.path().join("VERSION"), "B").unwrap();
     d.cli(&["deploy", b.path().to_str().unwrap(), "-a", "steady"])
         .ok();
@@ -329,7 +305,7 @@ async fn a_deploy_under_steady_traffic_fails_no_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_echoes_stdin_and_returns_the_tasks_exit_code() {
     let d = Daemon::start(&[]);
-    let app = prebuilt("web: bin/web\n");
+    let app = probe_slug("web: bin/web\n");
     d.create_and_deploy("tasks", app.path());
     let mut child = std::process::Command::new(common::daemon::WDYNO)
         .args([
@@ -471,7 +447,7 @@ async fn the_router_refuses_smuggling_and_oversized_heads() {
         "GET / HTTP/1.1\r\nHost: probe.localhost\r\nX-Request-Id: abcdefghij0123456789kept\r\nConnection: close\r\n\r\n",
     );
     assert!(fine.starts_with("HTTP/1.1 200 OK"), "{fine}");
-    let line = log_lines(&d, "probe", &["--ps", "router"]).pop().unwrap();
+    let line = app_log(&d, "probe", &["--ps", "router"]).pop().unwrap();
     assert!(
         line.contains("request_id=abcdefghij0123456789kept "),
         "{line}"

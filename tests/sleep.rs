@@ -9,35 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::daemon::Daemon;
-use common::probe_app::probe_components;
-use common::{built_app, until, within};
-
-/// The probe app's web component, with `bin/worker` (the probe) and a
-/// Procfile of our own: for web dynos that crash or never bind.
-fn prebuilt(procfile: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("bin")).unwrap();
-    let probe = built_app("probe");
-    std::fs::copy(probe.join("bin/web.wasm"), dir.path().join("bin/web.wasm")).unwrap();
-    std::fs::copy(
-        probe.join("bin/probe.wasm"),
-        dir.path().join("bin/worker.wasm"),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("Procfile"), procfile).unwrap();
-    dir
-}
-
-fn log_lines(d: &Daemon, app: &str, extra: &[&str]) -> Vec<String> {
-    let mut args = vec!["logs", "-a", app, "-n", "1500"];
-    args.extend_from_slice(extra);
-    d.cli(&args)
-        .ok()
-        .stdout
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
+use common::probe_app::{app_log, probe_components, probe_slug};
+use common::{until, within};
 
 /// `Some(())` once the app has exactly `n` dynos, all `state`.
 fn all_in(d: &Daemon, app: &str, n: usize, state: &str) -> Option<()> {
@@ -79,7 +52,7 @@ async fn an_idle_app_sleeps_and_its_next_request_wakes_it() {
     );
     let formation = d.api_get("/apps/probe/formation/web");
     assert_eq!(formation["quantity"], 2, "{formation}");
-    let logs = log_lines(&d, "probe", &[]);
+    let logs = app_log(&d, "probe", &[]);
     for dyno in ["web.1", "web.2"] {
         assert_eq!(
             count_ending(&logs, &format!("wdyno[{dyno}]: Idling")),
@@ -106,9 +79,9 @@ async fn an_idle_app_sleeps_and_its_next_request_wakes_it() {
         .count();
     assert!(up >= 1, "{:?}", d.ps("probe"));
 
-    let logs = log_lines(&d, "probe", &[]);
+    let logs = app_log(&d, "probe", &[]);
     assert_eq!(count_ending(&logs, "]: Unidling"), 2, "{logs:#?}");
-    let router = log_lines(&d, "probe", &["--ps", "router"]);
+    let router = app_log(&d, "probe", &["--ps", "router"]);
     let served = router
         .iter()
         .filter(|l| l.contains("at=info method=GET path=\"/\" host=probe.localhost"))
@@ -133,7 +106,7 @@ async fn an_idle_app_sleeps_and_its_next_request_wakes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_app_asleep_answers_h10() {
     let d = Daemon::start(&[]);
-    let crashing = prebuilt("web: bin/worker exit 1\n");
+    let crashing = probe_slug("web: bin/worker exit 1\n");
     d.create_and_deploy("crashy", crashing.path());
     until("crashed", 30, || all_in(&d, "crashy", 1, "crashed")).await;
     d.cli(&["apps:update", "--sleep-after", "1s", "-a", "crashy"])
@@ -143,7 +116,7 @@ async fn a_crashing_app_asleep_answers_h10() {
     // Woken, the dyno crashes again: the held request answers H10.
     let (status, _) = within(10, "the waking request", d.get("crashy", "/")).await;
     assert_eq!(status, 503);
-    let router = log_lines(&d, "crashy", &["--ps", "router"]);
+    let router = app_log(&d, "crashy", &["--ps", "router"]);
     assert_eq!(router.len(), 1, "{router:#?}");
     assert!(
         router[0].contains(
@@ -153,7 +126,7 @@ async fn a_crashing_app_asleep_answers_h10() {
         router[0]
     );
     assert!(router[0].contains(" status=503 "), "{}", router[0]);
-    let logs = log_lines(&d, "crashy", &[]);
+    let logs = app_log(&d, "crashy", &[]);
     assert_eq!(
         count_ending(&logs, "wdyno[web.1]: Unidling"),
         1,
@@ -165,7 +138,7 @@ async fn a_crashing_app_asleep_answers_h10() {
 async fn an_app_asleep_that_never_comes_up_answers_h20() {
     let d = Daemon::start(&["--wake-timeout", "2"]);
     // Runs, but never listens on $PORT (its R10 is 20 s away).
-    let silent = prebuilt("web: bin/worker sleep 600000\n");
+    let silent = probe_slug("web: bin/worker sleep 600000\n");
     d.cli(&["apps:create", "silent"]).ok();
     // A deploy waits for the web dyno to come up (or fail its boot): it
     // runs beside the test.
@@ -186,7 +159,7 @@ async fn an_app_asleep_that_never_comes_up_answers_h20() {
     let (status, _) = within(10, "the waking request", d.get("silent", "/")).await;
     assert_eq!(status, 503);
     assert!(t.elapsed() >= Duration::from_secs(2), "{:?}", t.elapsed());
-    let router = log_lines(&d, "silent", &["--ps", "router"]);
+    let router = app_log(&d, "silent", &["--ps", "router"]);
     assert_eq!(router.len(), 1, "{router:#?}");
     assert!(
         router[0].contains(

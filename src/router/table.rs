@@ -286,22 +286,29 @@ impl RouteTable {
     }
 }
 
+/// A backend on a real port nothing listens on, for the router's unit
+/// tests.
+#[cfg(test)]
+pub(super) fn test_backend(id: u64) -> Backend {
+    Backend {
+        id,
+        dyno: format!("web.{id}"),
+        addr: DynoAddr::Tcp {
+            port: 5000 + id as u16,
+            v6: Arc::default(),
+        },
+        inflight: Arc::default(),
+        pool: Arc::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::{RngExt, SeedableRng};
 
     fn backend(id: u64) -> Backend {
-        Backend {
-            id,
-            dyno: format!("web.{id}"),
-            addr: DynoAddr::Tcp {
-                port: 5000 + id as u16,
-                v6: Arc::default(),
-            },
-            inflight: Arc::default(),
-            pool: Arc::default(),
-        }
+        test_backend(id)
     }
 
     #[test]

@@ -194,20 +194,10 @@ pub async fn held_until_up(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::placement::DynoAddr;
     use std::sync::Arc;
 
     fn backend(id: u64) -> Backend {
-        Backend {
-            id,
-            dyno: format!("web.{id}"),
-            addr: DynoAddr::Tcp {
-                port: 5000 + id as u16,
-                v6: Arc::default(),
-            },
-            inflight: Arc::default(),
-            pool: Arc::default(),
-        }
+        super::super::table::test_backend(id)
     }
 
     fn asleep_app(t: &RouteTable) -> Arc<Dormancy> {

@@ -140,3 +140,32 @@ pub fn probe_log(d: &Daemon) -> Vec<String> {
     let out = d.cli(&["logs", "-a", "probe", "-n", "1500"]).ok();
     out.stdout.lines().map(str::to_owned).collect()
 }
+
+/// The probe app's web component as `bin/web`, the probe tool as
+/// `bin/worker`, and `procfile`: for web dynos that crash, never bind, or
+/// sit beside a worker.
+pub fn probe_slug(procfile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("bin")).unwrap();
+    let probe = super::built_app("probe");
+    std::fs::copy(probe.join("bin/web.wasm"), dir.path().join("bin/web.wasm")).unwrap();
+    std::fs::copy(
+        probe.join("bin/probe.wasm"),
+        dir.path().join("bin/worker.wasm"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("Procfile"), procfile).unwrap();
+    dir
+}
+
+/// `wdyno logs -a APP -n 1500 EXTRA…`, a line each.
+pub fn app_log(d: &Daemon, app: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["logs", "-a", app, "-n", "1500"];
+    args.extend_from_slice(extra);
+    d.cli(&args)
+        .ok()
+        .stdout
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
