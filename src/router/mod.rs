@@ -2,7 +2,7 @@
 //! names (at random, or the less busy of two: the app's
 //! [`Routing`](crate::routing::Routing)), forwards the request over a
 //! pooled keep-alive connection (in memory unless the dynos have real
-//! ports: [`pool`]; a proxy dyno's handler is called directly) with
+//! ports: [`pool`]; a proxy dyno's handler is called directly: [`forward`]) with
 //! `X-Request-Start` (when the router
 //! had it, in ms) for the app's APM, and logs one Heroku-format line per
 //! request: at the answer's head when it has a `Content-Length`, else when
@@ -28,6 +28,7 @@
 
 mod answer;
 mod body;
+mod forward;
 mod head;
 mod hop;
 pub mod host;
@@ -56,32 +57,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::logbus::Bus;
-use crate::placement::DynoAddr;
 use answer::{ERROR_PAGE, NO_SUCH_APP, closing, text};
 use body::Capped;
+use forward::{Answer, Failed};
 use head::{Framing, HeadScan, Refusal, Sniff};
 use log::{LineBits, good_request_id, new_request_id, path_field};
-use pool::SendError;
-use stream::Streamed;
 pub use table::{Backend, NoRoute, RouteTable};
 
 type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
-
-/// A dyno's answer: over a connection, or from a proxy dyno's handler.
-enum Answer {
-    Http(Response<Incoming>, Option<pool::Lent>),
-    Handler(Response<crate::dyno::proxy::Body>),
-}
-
-/// Why a dyno gave no answer.
-enum Failed {
-    /// It could not be reached (`H19`).
-    Connect,
-    /// It took the request and closed without answering (`H13`).
-    Closed,
-    /// The platform could not address it (`H99`).
-    Platform,
-}
 
 /// Router settings; the defaults are Heroku's.
 #[derive(Debug, Clone)]
@@ -495,115 +478,5 @@ impl Router {
                 self.answer(resp, line, &backend, connect, started, inflight, None)
             }
         }
-    }
-
-    /// Sends the request to the dyno the way its `$PORT` is reached.
-    async fn send(
-        &self,
-        backend: &Backend,
-        path: &str,
-        mut req: Request<Capped>,
-    ) -> Result<Answer, Failed> {
-        match &backend.addr {
-            DynoAddr::Tcp { .. } => {
-                let addr = backend.addr.socket_addr().ok_or(Failed::Platform)?;
-                *req.uri_mut() = format!("http://{addr}{path}")
-                    .parse()
-                    .map_err(|_| Failed::Platform)?;
-                match self.client.request(req).await {
-                    Ok(resp) => Ok(Answer::Http(resp, None)),
-                    Err(e) if e.is_connect() => Err(Failed::Connect),
-                    Err(_) => Err(Failed::Closed),
-                }
-            }
-            DynoAddr::Memory(door) => {
-                *req.uri_mut() = path.parse().map_err(|_| Failed::Platform)?;
-                match backend.pool.send(door, req).await {
-                    Ok((resp, lent)) => Ok(Answer::Http(resp, Some(lent))),
-                    Err(SendError::Connect(_)) => Err(Failed::Connect),
-                    Err(SendError::Http(_)) => Err(Failed::Closed),
-                }
-            }
-            DynoAddr::Handler { door, .. } => {
-                let req = req.map(|b| {
-                    b.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
-                });
-                door.call(req)
-                    .await
-                    .map(Answer::Handler)
-                    .map_err(|_| Failed::Closed)
-            }
-        }
-    }
-
-    /// A WebSocket handshake the dyno accepted becomes a tunnel; hop-by-hop
-    /// headers go.
-    fn tunnel(
-        &self,
-        mut resp: Response<Incoming>,
-        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-        asked_upgrade: bool,
-    ) -> Response<Incoming> {
-        let tunnel = resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some();
-        hop::strip(resp.headers_mut(), tunnel);
-        if let (true, Some(client)) = (tunnel, client_upgrade) {
-            let dyno = hyper::upgrade::on(&mut resp);
-            self.tasks
-                .spawn(tunnel::run(client, dyno, self.stop.child_token()));
-        } else if asked_upgrade {
-            // The scan of this connection stopped at the handshake: the
-            // client must start over on a new one.
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        resp
-    }
-
-    /// The dyno's answer on its way back, with its router line.
-    #[allow(clippy::too_many_arguments)]
-    fn answer<B>(
-        self: &Arc<Self>,
-        resp: Response<B>,
-        line: LineBits,
-        backend: &Backend,
-        connect: u128,
-        started: Instant,
-        inflight: table::Request,
-        lent: Option<pool::Lent>,
-    ) -> Response<Body>
-    where
-        B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let status = resp.status();
-        // A sized answer is logged now, with its length; a streamed one
-        // when it ends, with what it sent (see `stream`).
-        let sized = resp
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if let Some(bytes) = sized {
-            self.log_line(
-                &line,
-                "at=info",
-                &backend.dyno,
-                connect,
-                status.as_u16(),
-                bytes,
-                started,
-            );
-        }
-        let line = stream::Line {
-            router: self.clone(),
-            bits: line,
-            dyno: backend.dyno.clone(),
-            connect,
-            status: status.as_u16(),
-            started,
-            written: sized.is_some(),
-        };
-        let idle = self.cfg.idle_timeout;
-        resp.map(|b| Streamed::new(b, idle, line, inflight, lent).boxed_unsync())
     }
 }

@@ -13,10 +13,13 @@ use std::time::{Duration, Instant};
 use hyper::body::{Body, Bytes, Frame, SizeHint};
 use tokio::time::Sleep;
 
-use super::Router;
+use http::{Response, header};
+use http_body_util::BodyExt;
+
 use super::log::LineBits;
 use super::pool::Lent;
 use super::table;
+use super::{Backend, Router};
 
 #[derive(Debug, thiserror::Error)]
 #[error("the dyno sent nothing for {0:?} (H15 idle connection)")]
@@ -172,5 +175,55 @@ impl<B> Drop for Streamed<B> {
     /// polled to the end): the line says what was sent.
     fn drop(&mut self) {
         self.finish(false);
+    }
+}
+
+impl Router {
+    /// The dyno's answer on its way back, with its router line.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn answer<B>(
+        self: &Arc<Self>,
+        resp: Response<B>,
+        line: LineBits,
+        backend: &Backend,
+        connect: u128,
+        started: Instant,
+        inflight: table::Request,
+        lent: Option<Lent>,
+    ) -> Response<super::Body>
+    where
+        B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let status = resp.status();
+        // A sized answer is logged now, with its length; a streamed one
+        // when it ends, with what it sent (see `stream`).
+        let sized = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(bytes) = sized {
+            self.log_line(
+                &line,
+                "at=info",
+                &backend.dyno,
+                connect,
+                status.as_u16(),
+                bytes,
+                started,
+            );
+        }
+        let line = Line {
+            router: self.clone(),
+            bits: line,
+            dyno: backend.dyno.clone(),
+            connect,
+            status: status.as_u16(),
+            started,
+            written: sized.is_some(),
+        };
+        let idle = self.cfg.idle_timeout;
+        resp.map(|b| Streamed::new(b, idle, line, inflight, lent).boxed_unsync())
     }
 }

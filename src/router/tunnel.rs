@@ -5,10 +5,14 @@
 
 use std::time::Duration;
 
+use http::{HeaderValue, Response, StatusCode, header};
+use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+
+use super::{Router, hop};
 
 /// A tunnel with no byte either way for this long is closed (Heroku's
 /// router closes idle WebSockets after 55 s, as it does idle streams: H15).
@@ -58,5 +62,29 @@ where
         if moved != Ok(true) {
             return;
         }
+    }
+}
+
+impl Router {
+    /// A WebSocket handshake the dyno accepted becomes a tunnel; hop-by-hop
+    /// headers go.
+    pub(super) fn tunnel(
+        &self,
+        mut resp: Response<Incoming>,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        asked_upgrade: bool,
+    ) -> Response<Incoming> {
+        let tunnel = resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some();
+        hop::strip(resp.headers_mut(), tunnel);
+        if let (true, Some(client)) = (tunnel, client_upgrade) {
+            let dyno = hyper::upgrade::on(&mut resp);
+            self.tasks.spawn(run(client, dyno, self.stop.child_token()));
+        } else if asked_upgrade {
+            // The scan of this connection stopped at the handshake: the
+            // client must start over on a new one.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
     }
 }

@@ -1,0 +1,69 @@
+//! How a request reaches a dyno, by the way its `$PORT` is reached: a real
+//! port through hyper's pooling client, an in-memory one through the
+//! dyno's [`Pool`](super::pool::Pool), a proxy dyno's handler by a call.
+
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use super::body::Capped;
+use super::pool::{self, SendError};
+use super::{Backend, Router};
+use crate::placement::DynoAddr;
+
+/// A dyno's answer: over a connection, or from a proxy dyno's handler.
+pub(super) enum Answer {
+    Http(Response<Incoming>, Option<pool::Lent>),
+    Handler(Response<crate::dyno::proxy::Body>),
+}
+
+/// Why a dyno gave no answer.
+pub(super) enum Failed {
+    /// It could not be reached (`H19`).
+    Connect,
+    /// It took the request and closed without answering (`H13`).
+    Closed,
+    /// The platform could not address it (`H99`).
+    Platform,
+}
+
+impl Router {
+    /// Sends the request to the dyno the way its `$PORT` is reached.
+    pub(super) async fn send(
+        &self,
+        backend: &Backend,
+        path: &str,
+        mut req: Request<Capped>,
+    ) -> Result<Answer, Failed> {
+        match &backend.addr {
+            DynoAddr::Tcp { .. } => {
+                let addr = backend.addr.socket_addr().ok_or(Failed::Platform)?;
+                *req.uri_mut() = format!("http://{addr}{path}")
+                    .parse()
+                    .map_err(|_| Failed::Platform)?;
+                match self.client.request(req).await {
+                    Ok(resp) => Ok(Answer::Http(resp, None)),
+                    Err(e) if e.is_connect() => Err(Failed::Connect),
+                    Err(_) => Err(Failed::Closed),
+                }
+            }
+            DynoAddr::Memory(door) => {
+                *req.uri_mut() = path.parse().map_err(|_| Failed::Platform)?;
+                match backend.pool.send(door, req).await {
+                    Ok((resp, lent)) => Ok(Answer::Http(resp, Some(lent))),
+                    Err(SendError::Connect(_)) => Err(Failed::Connect),
+                    Err(SendError::Http(_)) => Err(Failed::Closed),
+                }
+            }
+            DynoAddr::Handler { door, .. } => {
+                let req = req.map(|b| {
+                    b.map_err(|e| wasmtime_wasi_http::Error::InternalError(Some(e.to_string())))
+                });
+                door.call(req)
+                    .await
+                    .map(Answer::Handler)
+                    .map_err(|_| Failed::Closed)
+            }
+        }
+    }
+}
