@@ -32,6 +32,7 @@ pub mod hints;
 pub mod lifecycle;
 pub mod meter;
 pub mod output;
+pub mod pipe;
 pub mod ports;
 pub mod proxy;
 pub mod sandbox;

@@ -23,7 +23,8 @@ use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, TcpSocket, subscribe};
 use wasmtime_wasi::sockets::WasiSocketsView;
 
-use super::door::{Acceptable, DEFAULT_BACKLOG, MemPort, Pipe, PipeReader, PipeWriter};
+use super::door::{Acceptable, DEFAULT_BACKLOG, MemPort};
+use super::pipe::{Pipe, PipeReader, PipeWriter};
 use super::sandbox::DynoData;
 use super::shadows::{TCP, to_guest};
 
