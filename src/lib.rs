@@ -35,6 +35,7 @@
 pub mod api;
 mod blocking;
 pub mod buildpack;
+pub mod cluster;
 pub mod deploy;
 pub mod drain;
 pub mod dyno;

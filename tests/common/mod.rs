@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod daemon;
 pub mod inproc;
+pub mod nats;
 pub mod probe_app;
 pub mod raw;
 
