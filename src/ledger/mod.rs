@@ -37,8 +37,10 @@ use crate::release::{NewRelease, Release, Status};
 use crate::routing::Routing;
 use crate::slug::SlugId;
 
+mod nats;
 mod sled;
 
+pub use self::nats::NatsLedger;
 pub use self::sled::{SledLedger, config_size};
 
 /// Total size of an app's config vars (keys and values), as Heroku.
@@ -80,6 +82,20 @@ pub enum LedgerError {
     Storage(#[from] ::sled::Error),
     #[error("ledger entry {key} is unreadable: {why}")]
     Corrupt { key: String, why: String },
+    /// A cluster's ledger took no decision on a change: too few NATS servers
+    /// answered (or writers kept racing) until the deadline. `hint` says
+    /// whether the change may still land once they are back.
+    #[error(
+        "the cluster's ledger could not commit this change: {why}. {hint}Check that a majority \
+         of the NATS servers are up (`wdyno hosts`)."
+    )]
+    NotCommitted { why: String, hint: &'static str },
+    /// A cluster's ledger could not be read before the deadline.
+    #[error(
+        "the cluster's ledger could not be read: {0}. Check that a majority of the NATS \
+         servers are up (`wdyno hosts`)."
+    )]
+    Unreadable(String),
     /// The blocking task that ran a ledger operation died (a panic).
     #[error("ledger task failed: {0}")]
     Task(String),

@@ -95,15 +95,7 @@ impl SledLedger {
                 return abort(LedgerError::ReleaseInProgress(head.last));
             }
             let mut next = make(&current).or_else(abort)?;
-            let activate = match activate {
-                Activate::Now => true,
-                Activate::AfterPhase => false,
-                // Heroku runs the release phase on every new release of
-                // code: config changes and rollbacks too.
-                Activate::UnlessPhase => {
-                    next.slug.is_none() || !next.process_types.contains_key("release")
-                }
-            };
+            let activate = activate.now(&next);
             head.last += 1;
             next.version = head.last;
             next.created_at = now();
@@ -194,40 +186,9 @@ impl SledLedger {
         if set.is_empty() && unset.is_empty() {
             return Err(LedgerError::NothingToChange);
         }
-        let set_names = set
-            .keys()
-            .map(|k| k.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let unset_names = unset
-            .iter()
-            .map(|k| k.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let description = match (set.is_empty(), unset.is_empty()) {
-            (false, true) => format!("Set {set_names} config vars"),
-            (true, false) => format!("Remove {unset_names} config vars"),
-            _ => format!("Set {set_names} and remove {unset_names} config vars"),
-        };
+        let description = describe_config_change(set, unset);
         self.append(app, Activate::UnlessPhase, |current| {
-            let mut config = current.config.clone();
-            for k in unset {
-                if config.remove(k.as_str()).is_none() {
-                    return Err(LedgerError::NoSuchConfig(k.to_string()));
-                }
-            }
-            for (k, v) in set {
-                config.insert(k.to_string(), v.clone());
-            }
-            let size = config_size(&config);
-            if size > MAX_CONFIG_BYTES {
-                return Err(LedgerError::ConfigTooBig(size));
-            }
-            Ok(Release {
-                config,
-                description: description.clone(),
-                ..current.clone()
-            })
+            change_config(current, set, unset, &description)
         })
     }
 
@@ -258,12 +219,77 @@ impl SledLedger {
 
 /// When an appended release becomes current.
 #[derive(Clone, Copy)]
-enum Activate {
+pub(in crate::ledger) enum Activate {
     Now,
     /// Pending: the caller runs its release phase.
     AfterPhase,
     /// Pending if it has code with a `release` process, else now.
     UnlessPhase,
+}
+
+impl Activate {
+    /// Whether `next` is current at once.
+    pub(in crate::ledger) fn now(self, next: &Release) -> bool {
+        match self {
+            Activate::Now => true,
+            Activate::AfterPhase => false,
+            // Heroku runs the release phase on every new release of
+            // code: config changes and rollbacks too.
+            Activate::UnlessPhase => {
+                next.slug.is_none() || !next.process_types.contains_key("release")
+            }
+        }
+    }
+}
+
+/// `Set A, B config vars`, `Remove C config vars`, or both.
+pub(in crate::ledger) fn describe_config_change(
+    set: &BTreeMap<ConfigKey, String>,
+    unset: &[ConfigKey],
+) -> String {
+    let set_names = set
+        .keys()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unset_names = unset
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match (set.is_empty(), unset.is_empty()) {
+        (false, true) => format!("Set {set_names} config vars"),
+        (true, false) => format!("Remove {unset_names} config vars"),
+        _ => format!("Set {set_names} and remove {unset_names} config vars"),
+    }
+}
+
+/// The release after `current` with these config changes: unsetting a var
+/// that is not set is refused, and so is a total over [`MAX_CONFIG_BYTES`].
+pub(in crate::ledger) fn change_config(
+    current: &Release,
+    set: &BTreeMap<ConfigKey, String>,
+    unset: &[ConfigKey],
+    description: &str,
+) -> Result<Release> {
+    let mut config = current.config.clone();
+    for k in unset {
+        if config.remove(k.as_str()).is_none() {
+            return Err(LedgerError::NoSuchConfig(k.to_string()));
+        }
+    }
+    for (k, v) in set {
+        config.insert(k.to_string(), v.clone());
+    }
+    let size = config_size(&config);
+    if size > MAX_CONFIG_BYTES {
+        return Err(LedgerError::ConfigTooBig(size));
+    }
+    Ok(Release {
+        config,
+        description: description.to_owned(),
+        ..current.clone()
+    })
 }
 
 /// Bytes of keys and values, as Heroku counts its 32 kB.

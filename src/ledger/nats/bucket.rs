@@ -1,0 +1,255 @@
+//! The KV bucket under [`super::NatsLedger`], and what a failed call means.
+//!
+//! Reads go to the stream's leader (`STREAM.MSG.GET`), never to a direct
+//! get a lagging follower may answer: a reader that saw a head must find
+//! every record that head names. Writes are compare-and-set on a key's
+//! revision (0: the key must not exist), so every write either lands
+//! exactly where its writer expected or is refused.
+//!
+//! A failed call is a [`Fail`]: a lost race ([`Fail::Conflict`]), a
+//! cluster that did not answer ([`Fail::Cluster`], retried by [`Tries`]
+//! until [`CLUSTER_DEADLINE`]), or an answer for the user.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv::{CreateErrorKind, Store, UpdateErrorKind};
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use tokio::time::Instant;
+
+use crate::cluster::CALL_TIMEOUT;
+use crate::ledger::LedgerError;
+
+/// How long a change keeps retrying while the cluster does not answer:
+/// about one call's timeout, so a minority of servers fails a write in
+/// seconds rather than hanging it.
+pub(super) const CLUSTER_DEADLINE: Duration = CALL_TIMEOUT;
+/// How long a change keeps retrying lost races with other writers before
+/// it gives up.
+pub(super) const CONFLICT_DEADLINE: Duration = Duration::from_secs(30);
+/// The longest random pause after a lost race, in milliseconds.
+const MAX_CONFLICT_PAUSE_MS: u64 = 100;
+/// The pause between tries while the cluster does not answer (a leader
+/// election takes a few of these).
+const CLUSTER_PAUSE: Duration = Duration::from_millis(250);
+
+/// Why one step of a ledger change did not finish.
+#[derive(Debug)]
+pub(super) enum Fail {
+    /// Another writer changed the key first: read again and retry.
+    Conflict,
+    /// The cluster did not answer. `maybe`: the write may still have been
+    /// (or still be) applied.
+    Cluster { why: String, maybe: bool },
+    /// An answer for the user (no such app, a refused change).
+    Ledger(LedgerError),
+}
+
+impl From<LedgerError> for Fail {
+    fn from(e: LedgerError) -> Self {
+        Fail::Ledger(e)
+    }
+}
+
+/// The error and its sources, in one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let more = inner.to_string();
+        if !s.contains(&more) {
+            s.push_str(": ");
+            s.push_str(&more);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+fn cluster(e: &dyn std::error::Error, write: bool) -> Fail {
+    let why = chain(e);
+    // "no responders": no server took the message, so nothing can land.
+    let maybe = write && !why.contains("no responders");
+    Fail::Cluster { why, maybe }
+}
+
+/// A key's newest message, as the stream's leader has it.
+pub(super) struct Found {
+    /// `None`: deleted or purged (or never written, with `rev` 0).
+    pub value: Option<Bytes>,
+    pub rev: u64,
+}
+
+#[derive(Clone)]
+pub(super) struct Bucket {
+    kv: Store,
+}
+
+impl Bucket {
+    pub fn new(kv: Store) -> Self {
+        Bucket { kv }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.kv
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Found, Fail> {
+        let subject = format!("{}{key}", self.kv.prefix);
+        match self
+            .kv
+            .stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+        {
+            Ok(m) => {
+                let op = m.headers.get("KV-Operation").map(|v| v.as_str().to_owned());
+                let gone = matches!(op.as_deref(), Some("DEL") | Some("PURGE"));
+                Ok(Found {
+                    value: (!gone).then_some(m.payload),
+                    rev: m.sequence,
+                })
+            }
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(Found {
+                value: None,
+                rev: 0,
+            }),
+            Err(e) => Err(cluster(&e, false)),
+        }
+    }
+
+    /// Writes `value` if the key's newest message is still `rev` (0: the
+    /// key has never been written).
+    pub async fn update(&self, key: &str, value: Vec<u8>, rev: u64) -> Result<u64, Fail> {
+        match self.kv.update(key, value.into(), rev).await {
+            Ok(r) => Ok(r),
+            Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Err(Fail::Conflict),
+            Err(e) => Err(cluster(&e, true)),
+        }
+    }
+
+    /// Writes `value` unless the key holds one (a deleted key counts as
+    /// absent): [`Fail::Conflict`] when it does.
+    pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<u64, Fail> {
+        match self.kv.create(key, value.into()).await {
+            Ok(r) => Ok(r),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Err(Fail::Conflict),
+            Err(e) => Err(cluster(&e, true)),
+        }
+    }
+
+    pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<u64, Fail> {
+        self.kv
+            .put(key, value.into())
+            .await
+            .map_err(|e| cluster(&e, true))
+    }
+
+    /// Deletes the key if its newest message is still `rev`.
+    pub async fn delete(&self, key: &str, rev: u64) -> Result<(), Fail> {
+        match self.kv.delete_expect_revision(key, Some(rev)).await {
+            Ok(()) => Ok(()),
+            Err(e) if chain(&e).contains("wrong last sequence") => Err(Fail::Conflict),
+            Err(e) => Err(cluster(&e, true)),
+        }
+    }
+
+    /// Removes every message of the keys under `prefix` (`release.APP.INC`)
+    /// from the stream.
+    pub async fn purge_under(&self, prefix: &str) -> Result<(), Fail> {
+        let filter = format!("{}{prefix}.>", self.kv.prefix);
+        self.kv
+            .stream
+            .purge()
+            .filter(filter)
+            .await
+            .map(|_| ())
+            .map_err(|e| cluster(&e, true))
+    }
+
+    /// The live keys that start with `prefix`.
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, Fail> {
+        let keys = self.kv.keys().await.map_err(|e| cluster(&e, false))?;
+        let all: Vec<String> = keys.try_collect().await.map_err(|e| cluster(&e, false))?;
+        Ok(all.into_iter().filter(|k| k.starts_with(prefix)).collect())
+    }
+}
+
+/// The retry budget of one ledger call.
+pub(super) struct Tries {
+    started: Instant,
+    /// When the cluster first failed to answer during this call.
+    unanswered_since: Option<Instant>,
+    /// Whether some write of this call may have landed unacknowledged.
+    maybe_written: bool,
+    write: bool,
+    /// Races lost so far: the pause after one grows with them.
+    conflicts: u32,
+}
+
+impl Tries {
+    pub fn write() -> Self {
+        Tries {
+            started: Instant::now(),
+            unanswered_since: None,
+            maybe_written: false,
+            write: true,
+            conflicts: 0,
+        }
+    }
+
+    pub fn read() -> Self {
+        Tries {
+            write: false,
+            ..Tries::write()
+        }
+    }
+
+    /// Waits before the next try, or says why there is none.
+    pub async fn after(&mut self, fail: Fail) -> Result<(), LedgerError> {
+        match fail {
+            Fail::Ledger(e) => Err(e),
+            Fail::Conflict => {
+                if self.started.elapsed() >= CONFLICT_DEADLINE {
+                    return Err(LedgerError::NotCommitted {
+                        why: format!(
+                            "other writers kept changing this app for {}s",
+                            CONFLICT_DEADLINE.as_secs()
+                        ),
+                        hint: "",
+                    });
+                }
+                // A random pause, its range doubling with each race lost
+                // (to MAX_CONFLICT_PAUSE), so many writers spread out.
+                self.conflicts += 1;
+                let range = (2u64 << self.conflicts.min(8)).min(MAX_CONFLICT_PAUSE_MS);
+                let pause = rand::random::<u64>() % range;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                Ok(())
+            }
+            Fail::Cluster { why, maybe } => {
+                self.maybe_written |= maybe;
+                let since = *self.unanswered_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < CLUSTER_DEADLINE {
+                    tracing::debug!("ledger: {why}; retrying");
+                    tokio::time::sleep(CLUSTER_PAUSE).await;
+                    return Ok(());
+                }
+                Err(if !self.write {
+                    LedgerError::Unreadable(why)
+                } else {
+                    LedgerError::NotCommitted {
+                        why,
+                        hint: if self.maybe_written {
+                            "It may still be applied once the servers are back: check with \
+                             `wdyno releases`. "
+                        } else {
+                            "Nothing was changed. "
+                        },
+                    }
+                })
+            }
+        }
+    }
+}
