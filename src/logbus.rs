@@ -11,6 +11,9 @@
 //! Rings exist only for apps the platform [`open`](LogBus::open)ed (apps in
 //! the ledger): a line for any other name is kept nowhere, so a stream of
 //! made-up names (a Host header per request) cannot grow the bus.
+//!
+//! In a cluster, [`StreamBus`] keeps every host's lines in one JetStream
+//! stream and serves reads from a [`LocalBus`] on each host that mirrors it.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -18,6 +21,10 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
+
+#[path = "logbus/stream.rs"]
+mod stream;
+pub use stream::StreamBus;
 
 /// Lines kept per app for `wdyno logs` (Heroku keeps 1500).
 pub const LOG_RING_LINES: usize = 1500;
@@ -31,7 +38,8 @@ pub const MAX_LINE_BYTES: usize = 10_000;
 pub const STAMP: &str = "%Y-%m-%dT%H:%M:%S%.6f+00:00";
 
 /// Who wrote a line: the app's own processes or the platform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     App,
     Wdyno,
@@ -55,8 +63,10 @@ impl Source {
     }
 }
 
-/// One line of an app's log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One line of an app's log. Serialized (the cluster's bus sends it to
+/// other hosts) with its time to the nanosecond, so a line read back is
+/// equal to the line written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LogLine {
     pub at: DateTime<Utc>,
     pub app: String,

@@ -11,6 +11,9 @@
 //! then every entry must be a regular file or directory at a plain relative
 //! path, within the entry-count and size limits; nothing is ever written
 //! outside the destination.
+//!
+//! In a cluster, [`ObjectSlugs`] keeps slugs in the JetStream object store
+//! and each host caches the ones it runs in its own [`SlugDir`].
 
 use std::collections::HashSet;
 use std::fmt;
@@ -20,6 +23,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use object::ObjectSlugs;
+
+#[path = "slug/object.rs"]
+mod object;
 #[path = "slug/pack.rs"]
 mod pack;
 #[path = "slug/unpack.rs"]
@@ -90,6 +97,15 @@ pub enum SlugError {
     TooBig { size: u64, limit: u64 },
     #[error("the app has more than {limit} files and directories, over the slug limit")]
     TooManyEntries { limit: u64 },
+    #[error(
+        "the cluster's slug store (object store {bucket}) could not {what}: {why}; check that \
+         a majority of the NATS servers are up"
+    )]
+    Cluster {
+        bucket: &'static str,
+        what: String,
+        why: String,
+    },
     #[error("{what}: {source}")]
     Io {
         what: String,
