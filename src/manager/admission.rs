@@ -52,6 +52,10 @@ impl Manager {
     ) -> Result<(), ManagerError> {
         let cap = self.host.capacity().capacity;
         let shown = formation.to_string();
+        // In a cluster the scheduler spreads each type over the hosts:
+        // this host takes its share.
+        let hosts = self.scope.hosts().max(1);
+        let (want, dynos) = (want.div_ceil(hosts), dynos.div_ceil(hosts));
         if dynos > cap.per_app {
             return Err(ManagerError::Capacity(format!(
                 "Cannot scale {app} to {shown}: an app may run at most {} dynos on this host \
@@ -105,7 +109,7 @@ impl Manager {
 }
 
 /// The host's dyno capacity and its use, as `ps` and `hosts` show it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CapacityUse {
     /// Slots for formation and one-off dynos.
     pub capacity: u32,

@@ -117,7 +117,7 @@ impl ManagerConfig {
 }
 
 /// A dyno as `ps` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DynoInfo {
     pub name: String,
     #[serde(rename = "type")]
@@ -127,6 +127,9 @@ pub struct DynoInfo {
     pub release: u64,
     pub updated_at: DateTime<Utc>,
     pub port: Option<u16>,
+    /// The host it runs on.
+    #[serde(default)]
+    pub host: String,
     /// Its memory and CPU time, for runtime metrics and the dashboard.
     #[serde(skip)]
     pub usage: crate::dyno::Usage,
@@ -166,9 +169,31 @@ struct AppState {
     asleep: bool,
 }
 
+/// Which formation dynos this host runs: every one on a single host; in a
+/// cluster, those the scheduler assigned to it ([`crate::cluster`]).
+pub trait Scope: Send + Sync {
+    /// Whether `dyno` of `app` runs here.
+    fn runs_here(&self, app: &AppName, dyno: &DynoName) -> bool;
+    /// How many hosts share the apps' formations (admission checks this
+    /// host's share of a formation against its capacity).
+    fn hosts(&self) -> u32 {
+        1
+    }
+}
+
+/// A single host's scope: it runs every dyno.
+pub struct Everything;
+
+impl Scope for Everything {
+    fn runs_here(&self, _: &AppName, _: &DynoName) -> bool {
+        true
+    }
+}
+
 /// Decides what runs (see the module doc); one per platform.
 pub struct Manager {
     host: Arc<dyn DynoHost>,
+    scope: Arc<dyn Scope>,
     ledger: Arc<dyn Ledger>,
     bus: Bus,
     cfg: ManagerConfig,
@@ -191,8 +216,21 @@ impl Manager {
         cfg: ManagerConfig,
         routes: RouteTable,
     ) -> Arc<Self> {
+        Self::scoped(host, Arc::new(Everything), ledger, bus, cfg, routes)
+    }
+
+    /// A manager of the dynos of `scope` (a cluster host's share).
+    pub fn scoped(
+        host: Arc<dyn DynoHost>,
+        scope: Arc<dyn Scope>,
+        ledger: Arc<dyn Ledger>,
+        bus: Bus,
+        cfg: ManagerConfig,
+        routes: RouteTable,
+    ) -> Arc<Self> {
         Arc::new(Manager {
             host,
+            scope,
             ledger,
             bus,
             cfg,
@@ -229,6 +267,7 @@ impl Manager {
         let Some(lp) = self.existing_loop(app) else {
             return Vec::new();
         };
+        let host = self.host.name();
         let state = lp.lock();
         state
             .dynos
@@ -245,6 +284,7 @@ impl Manager {
                 release: slot.release,
                 updated_at: slot.since,
                 port: slot.dyno.address().map(|a| a.port()),
+                host: host.clone(),
                 usage: slot.dyno.usage(),
             })
             .chain(
@@ -260,6 +300,7 @@ impl Manager {
                         release: *release,
                         updated_at: Utc::now() - (Instant::now() - d.started()),
                         port: None,
+                        host: host.clone(),
                         usage: d.usage(),
                     }),
             )
@@ -421,6 +462,11 @@ impl Manager {
             .expect("manager lock poisoned")
             .get(app.as_str())
             .cloned()
+    }
+
+    /// The apps this manager keeps a loop for.
+    pub fn apps(&self) -> Vec<String> {
+        self.loops().into_iter().map(|(a, _)| a).collect()
     }
 
     /// Every app's loop, at this instant.

@@ -176,13 +176,16 @@ impl Manager {
         let asleep = {
             let mut state = lp.lock();
             let asleep = state.asleep;
-            state.slots = formation_slots(&formation, &plan).0;
+            state.slots = formation_slots(&formation, &plan)
+                .0
+                .div_ceil(self.scope.hosts().max(1));
             let excess: Vec<DynoName> = state
                 .dynos
                 .keys()
                 .filter(|n| {
                     n.number > formation.get(n.process.as_str())
                         || plan.procfile.get(n.process.as_str()).is_none()
+                        || !self.scope.runs_here(app, n)
                 })
                 .cloned()
                 .collect();
@@ -201,6 +204,9 @@ impl Manager {
                 }
                 for n in 1..=count {
                     let name = DynoName::new(ty.clone(), n);
+                    if !self.scope.runs_here(app, &name) {
+                        continue;
+                    }
                     let keep = state.dynos.get(&name).map(|slot| {
                         let crashed = slot.dyno.state() == State::Crashed;
                         // Slept and woken: started now, crashed or not.
