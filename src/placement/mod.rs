@@ -102,6 +102,9 @@ pub enum DynoAddr {
         port: u16,
         door: Arc<crate::dyno::proxy::ProxyDoor>,
     },
+    /// A dyno on another host of a cluster: its requests go to that host's
+    /// router peer port, which hands them to the dyno.
+    Remote { host: String, peer: SocketAddr },
 }
 
 impl DynoAddr {
@@ -110,6 +113,7 @@ impl DynoAddr {
         match self {
             DynoAddr::Tcp { port, .. } | DynoAddr::Handler { port, .. } => *port,
             DynoAddr::Memory(door) => door.port(),
+            DynoAddr::Remote { .. } => 0,
         }
     }
 

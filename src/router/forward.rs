@@ -2,7 +2,7 @@
 //! port through hyper's pooling client, an in-memory one through the
 //! dyno's [`Pool`](super::pool::Pool), a proxy dyno's handler by a call.
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -10,6 +10,11 @@ use super::body::Capped;
 use super::pool::{self, SendError};
 use super::{Backend, Router};
 use crate::placement::DynoAddr;
+
+/// The cluster's token, on a request one host's router hands another's.
+pub(super) const PEER_TOKEN: &str = "wdyno-peer-token";
+/// The dyno a handed-over request is for.
+pub(super) const PEER_DYNO: &str = "wdyno-dyno";
 
 /// A dyno's answer: over a connection, or from a proxy dyno's handler.
 pub(super) enum Answer {
@@ -53,6 +58,26 @@ impl Router {
                     Ok((resp, lent)) => Ok(Answer::Http(resp, Some(lent))),
                     Err(SendError::Connect(_)) => Err(Failed::Connect),
                     Err(SendError::Http(_)) => Err(Failed::Closed),
+                }
+            }
+            DynoAddr::Remote { peer, .. } => {
+                *req.uri_mut() = format!("http://{peer}{path}")
+                    .parse()
+                    .map_err(|_| Failed::Platform)?;
+                let token = self.cfg.peer_token.as_deref().ok_or(Failed::Platform)?;
+                let headers = req.headers_mut();
+                headers.insert(
+                    PEER_TOKEN,
+                    HeaderValue::from_str(token).map_err(|_| Failed::Platform)?,
+                );
+                headers.insert(
+                    PEER_DYNO,
+                    HeaderValue::from_str(&backend.dyno).map_err(|_| Failed::Platform)?,
+                );
+                match self.client.request(req).await {
+                    Ok(resp) => Ok(Answer::Http(resp, None)),
+                    Err(e) if e.is_connect() => Err(Failed::Connect),
+                    Err(_) => Err(Failed::Closed),
                 }
             }
             DynoAddr::Handler { door, .. } => {

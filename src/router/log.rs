@@ -55,6 +55,8 @@ pub struct LineBits {
     pub host: String,
     pub request_id: String,
     pub fwd: String,
+    /// Logged by another host's router (this one was handed the request).
+    pub quiet: bool,
 }
 
 impl Router {
@@ -71,6 +73,9 @@ impl Router {
         bytes: u64,
         started: Instant,
     ) {
+        if l.quiet {
+            return;
+        }
         let text = format!(
             "{at} method={} path={} host={} request_id={} fwd=\"{}\" dyno={dyno} connect={connect}ms service={}ms status={status} bytes={bytes} protocol=http",
             l.method,

@@ -99,6 +99,9 @@ pub struct RouterConfig {
     /// Time a request for a sleeping app waits for a web dyno to be up
     /// (H20).
     pub boot_timeout: Duration,
+    /// In a cluster, the token a router shows another host's peer port
+    /// when it hands it a request for one of that host's dynos.
+    pub peer_token: Option<String>,
 }
 
 /// The default of [`RouterConfig::max_connections`].
@@ -118,6 +121,7 @@ impl Default for RouterConfig {
             max_connections: MAX_CONNECTIONS,
             default_app: None,
             boot_timeout: wake::DEFAULT_BOOT_TIMEOUT,
+            peer_token: None,
         }
     }
 }
@@ -129,6 +133,10 @@ struct Router {
     client: Client<HttpConnector, Capped>,
     rng: Mutex<rand::rngs::StdRng>,
     port: u16,
+    /// This is a cluster host's peer port: it takes requests other hosts'
+    /// routers hand it (with the cluster's token) for its own dynos, and
+    /// logs none of them (the router that had the request does).
+    peer: bool,
     /// Ends tunnels and idle connections at shutdown.
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -140,6 +148,30 @@ const REFUSALS_AT_ONCE: usize = 64;
 /// Serves until `shutdown` resolves, at most
 /// [`RouterConfig::max_connections`] client connections at once.
 pub async fn serve(
+    listener: TcpListener,
+    table: RouteTable,
+    bus: Bus,
+    cfg: RouterConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    serve_as(false, listener, table, bus, cfg, shutdown).await
+}
+
+/// Serves a cluster host's peer port until `shutdown` resolves: requests
+/// other hosts' routers hand over, each for a dyno of this host named in
+/// its `Wdyno-Dyno` header, refused (403) without the cluster's token.
+pub async fn serve_peer(
+    listener: TcpListener,
+    table: RouteTable,
+    bus: Bus,
+    cfg: RouterConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    serve_as(true, listener, table, bus, cfg, shutdown).await
+}
+
+async fn serve_as(
+    peer: bool,
     listener: TcpListener,
     table: RouteTable,
     bus: Bus,
@@ -165,6 +197,7 @@ pub async fn serve(
         client,
         rng: Mutex::new(rng),
         port,
+        peer,
         stop: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
@@ -246,6 +279,19 @@ impl Router {
 }
 
 impl Router {
+    /// Whether a request on the peer port shows the cluster's token
+    /// (compared in constant time).
+    fn shows_cluster_token(&self, headers: &http::HeaderMap) -> bool {
+        let (Some(want), Some(got)) = (
+            self.cfg.peer_token.as_deref(),
+            headers.get(forward::PEER_TOKEN),
+        ) else {
+            return false;
+        };
+        let (want, got) = (want.as_bytes(), got.as_bytes());
+        want.len() == got.len() && want.iter().zip(got).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+    }
+
     async fn handle(
         self: &Arc<Self>,
         mut req: Request<Incoming>,
@@ -294,6 +340,7 @@ impl Router {
             host: checked.map_or_else(|| host::quoted(&raw_host), str::to_owned),
             request_id,
             fwd: peer.ip().to_string(),
+            quiet: self.peer,
         };
         match framed {
             Ok(()) => {}
@@ -334,9 +381,24 @@ impl Router {
             return closing(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
         }
         let app = line.app.clone().unwrap_or_default();
-        let backend = {
-            let mut rng = self.rng.lock().expect("router rng");
-            self.table.pick(&app, |n| rng.random_range(0..n))
+        let backend = match self.peer {
+            true => {
+                if !self.shows_cluster_token(req.headers()) {
+                    return closing(
+                        StatusCode::FORBIDDEN,
+                        "Forbidden: this port takes requests from the cluster's routers only\n",
+                    );
+                }
+                req.headers()
+                    .get(forward::PEER_DYNO)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|d| self.table.local(&app, d))
+                    .ok_or(NoRoute::NoWebDynos)
+            }
+            false => {
+                let mut rng = self.rng.lock().expect("router rng");
+                self.table.pick(&app, |n| rng.random_range(0..n))
+            }
         };
         line.known = !matches!(backend, Err(NoRoute::NoSuchApp));
         if !line.known {
@@ -401,22 +463,28 @@ impl Router {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let headers = req.headers_mut();
         hop::strip(headers, upgrade);
+        // The cluster's token never reaches a dyno.
+        headers.remove(forward::PEER_TOKEN);
+        headers.remove(forward::PEER_DYNO);
         headers.insert(
             "x-request-id",
             HeaderValue::from_str(&line.request_id).expect("request ids are ASCII"),
         );
-        let fwd = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {}", peer.ip()),
-            None => peer.ip().to_string(),
-        };
-        if let Ok(v) = HeaderValue::from_str(&fwd) {
-            headers.insert("x-forwarded-for", v);
+        // A handed-over request has them from the router that had it.
+        if !self.peer {
+            let fwd = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(prev) => format!("{prev}, {}", peer.ip()),
+                None => peer.ip().to_string(),
+            };
+            if let Ok(v) = HeaderValue::from_str(&fwd) {
+                headers.insert("x-forwarded-for", v);
+            }
+            headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+            headers.insert("x-forwarded-port", HeaderValue::from(self.port));
+            headers.insert(header::VIA, HeaderValue::from_static("1.1 wdyno"));
+            // Set, never passed on: a client cannot fake its queue time.
+            headers.insert("x-request-start", HeaderValue::from(received_ms as u64));
         }
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-        headers.insert("x-forwarded-port", HeaderValue::from(self.port));
-        headers.insert(header::VIA, HeaderValue::from_static("1.1 wdyno"));
-        // Set, never passed on: a client cannot fake its queue time.
-        headers.insert("x-request-start", HeaderValue::from(received_ms as u64));
         let (parts, body) = req.into_parts();
         let (body, overflow) = Capped::new(body, self.cfg.max_body as u64);
         let forwarded = Request::from_parts(parts, body);

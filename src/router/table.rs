@@ -161,6 +161,39 @@ impl RouteTable {
         }
     }
 
+    /// Sets the web dynos of `app` that run on cluster host `host` (every
+    /// [`DynoAddr::Remote`] backend of that host is replaced; a backend
+    /// keeping its id keeps its in-flight count).
+    pub fn set_remote(&self, app: &str, host: &str, backends: Vec<Backend>) {
+        let mut t = self.inner.write().expect("route table lock");
+        let Some(routes) = t.get_mut(app) else {
+            return;
+        };
+        routes.backends.retain(|b| {
+            !matches!(&b.addr, DynoAddr::Remote { host: h, .. } if h == host)
+                || backends.iter().any(|n| n.id == b.id)
+        });
+        for b in backends {
+            if !routes.backends.iter().any(|o| o.id == b.id) {
+                routes.backends.push(b);
+            }
+        }
+        if !routes.backends.is_empty() {
+            routes.web_crashed = false;
+        }
+    }
+
+    /// The up web dyno `dyno` of `app` that runs on this host (a request
+    /// another host's router handed over).
+    pub fn local(&self, app: &str, dyno: &str) -> Option<Backend> {
+        let t = self.inner.read().expect("route table lock");
+        t.get(app)?
+            .backends
+            .iter()
+            .find(|b| b.dyno == dyno && !matches!(b.addr, DynoAddr::Remote { .. }))
+            .cloned()
+    }
+
     /// How `app`'s requests are spread from now on.
     pub fn set_routing(&self, app: &str, routing: Routing) {
         let mut t = self.inner.write().expect("route table lock");
