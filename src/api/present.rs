@@ -168,6 +168,7 @@ pub fn dyno(app: &App, d: &DynoInfo) -> schema::Dyno {
         process_type: d.process_type.clone(),
         updated_at: d.updated_at,
         port: d.port,
+        host: d.host.clone(),
     }
 }
 

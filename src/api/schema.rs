@@ -253,6 +253,9 @@ pub struct Dyno {
     pub updated_at: DateTime<Utc>,
     /// wdyno: the port a web dyno listens on.
     pub port: Option<u16>,
+    /// wdyno: the host it runs on (in a cluster, where the scheduler
+    /// placed it).
+    pub host: String,
 }
 
 /// A release named in a dyno's answer.

@@ -107,10 +107,11 @@ pub async fn hosts(client: &Client, json_out: bool) -> Result<()> {
         let c = &h["capacity"];
         let at = h["heartbeat_at"].as_str().unwrap_or("");
         println!(
-            "{}: {} (heartbeat {}) dynos {} running, {} in formations, capacity {} (+{} for wasi:http/proxy requests, {} per app)",
+            "{}: {} (heartbeat {}) dynos {}, {} slots running, {} in formations, capacity {} (+{} for wasi:http/proxy requests, {} per app)",
             h["name"].as_str().unwrap_or(""),
             h["state"].as_str().unwrap_or(""),
             ago(at),
+            h["dynos"],
             c["running"],
             c["formations"],
             c["capacity"],

@@ -27,6 +27,12 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 
+pub mod dynos;
+pub mod hosts;
+pub mod peers;
+pub mod schedule;
+pub mod tee;
+
 /// How long one JetStream call may take before it fails.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the first JetStream calls are retried while the servers elect

@@ -65,12 +65,24 @@ pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 pub struct HostInfo {
     pub name: String,
     pub state: &'static str,
+    /// Dynos it runs.
+    pub dynos: usize,
     pub heartbeat_at: chrono::DateTime<chrono::Utc>,
     pub capacity: CapacityUse,
 }
 
+/// The other hosts of a cluster, as the service shows them.
+pub trait Peers: Send + Sync {
+    /// Every host, this one included.
+    fn hosts(&self) -> Vec<HostInfo>;
+    /// `app`'s dynos on the other hosts that are up.
+    fn dynos_elsewhere(&self, app: &AppName) -> Vec<DynoInfo>;
+}
+
 /// The platform's operations. Cheap to share (`Arc<Service>`).
 pub struct Service {
+    /// In a cluster: the other hosts.
+    peers: Option<Arc<dyn Peers>>,
     ledger: Arc<dyn Ledger>,
     bus: Bus,
     manager: Arc<Manager>,
@@ -94,6 +106,8 @@ pub struct Parts {
     pub home: PathBuf,
     /// Who changes apps, for `app[api]` lines.
     pub owner: String,
+    /// In a cluster: the other hosts.
+    pub peers: Option<Arc<dyn Peers>>,
 }
 
 impl Service {
@@ -108,6 +122,7 @@ impl Service {
             drains: p.drains,
             home: p.home,
             owner: p.owner,
+            peers: p.peers,
         }
     }
 
@@ -175,6 +190,29 @@ impl Service {
     pub fn opened(&self, app: &AppName) {
         self.bus.open(app.as_str());
         self.manager.routes().open(app.as_str());
+    }
+
+    /// The ledger says `app` changed, perhaps through another host of a
+    /// cluster: a new app is opened here, a destroyed one's dynos stop, and
+    /// this host's share of its formation is reconciled.
+    pub async fn changed_elsewhere(&self, app: &AppName) {
+        match self.ledger.app(app).await {
+            Ok(record) => {
+                if !self.manager.routes().exists(app.as_str()) {
+                    self.restore(&record);
+                }
+                self.manager
+                    .routes()
+                    .set_routing(app.as_str(), record.routing);
+                self.start_drains(&record);
+                self.manager.request(app);
+            }
+            Err(LedgerError::AppNotFound(_)) => {
+                self.manager.remove_app(app).await;
+                self.drains.sync(app.as_str(), &[]);
+            }
+            Err(e) => tracing::warn!("{app} changed, but reading it failed: {e}"),
+        }
     }
 
     /// `apps:destroy`: stops its dynos, then removes every record, its
@@ -369,7 +407,15 @@ impl Service {
     /// `ps`: the dynos running now.
     pub async fn ps(&self, app: &AppName) -> Result<Vec<DynoInfo>> {
         self.ledger.app(app).await?;
-        Ok(self.manager.ps(app))
+        let mut dynos = self.manager.ps(app);
+        if let Some(peers) = &self.peers {
+            dynos.extend(peers.dynos_elsewhere(app));
+            dynos.sort_by_key(|d| match crate::names::DynoName::parse(&d.name) {
+                Ok(n) => (0, n.process.to_string(), n.number, String::new()),
+                Err(_) => (1, String::new(), 0, d.name.clone()),
+            });
+        }
+        Ok(dynos)
     }
 
     /// `ps:restart [TYPE | DYNO]`: how many dynos were replaced.
@@ -431,9 +477,13 @@ impl Service {
 
     /// This host, as `wdyno hosts` shows it.
     pub fn hosts(&self) -> Vec<HostInfo> {
+        if let Some(peers) = &self.peers {
+            return peers.hosts();
+        }
         vec![HostInfo {
             name: self.manager.host().name(),
             state: "up",
+            dynos: self.manager.capacity().running as usize,
             heartbeat_at: chrono::Utc::now(),
             capacity: self.manager.capacity(),
         }]
