@@ -14,16 +14,22 @@ use std::time::Duration;
 use rand::RngExt;
 use tokio::net::TcpListener;
 
+use crate::cluster::dynos::Dynos;
+use crate::cluster::hosts::{HostRecord, Membership, cluster_token};
+use crate::cluster::peers::ClusterPeers;
+use crate::cluster::schedule::{Assignments, Scheduler};
+use crate::cluster::tee::Tee;
+use crate::cluster::{Cluster, ClusterConfig};
 use crate::deploy::Builder;
 use crate::drain::{Drains, tls_config};
 use crate::dyno::{PortBook, Runtime, RuntimeConfig};
-use crate::ledger::{Ledger, SledLedger};
-use crate::logbus::{Bus, LocalBus};
+use crate::ledger::{Ledger, NatsLedger, SledLedger};
+use crate::logbus::{Bus, LocalBus, StreamBus};
 use crate::manager::{Manager, ManagerConfig};
 use crate::placement::LocalHost;
 use crate::router::{RouteTable, RouterConfig};
-use crate::service::{Parts, Service};
-use crate::slug::{Limits, SlugDir, SlugStore};
+use crate::service::{Parts, Peers, Service};
+use crate::slug::{Limits, ObjectSlugs, SlugDir, SlugStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -43,6 +49,8 @@ pub enum PlatformError {
     Manager(#[from] crate::manager::ManagerError),
     #[error(transparent)]
     Drain(#[from] crate::drain::DrainError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> PlatformError {
@@ -73,6 +81,13 @@ pub struct PlatformConfig {
     pub drain_ca: Option<PathBuf>,
     /// How often runtime metrics are written (Heroku's 20 s).
     pub metrics_every: Duration,
+    /// Join this cluster (`--cluster`, `--host`) instead of running alone.
+    pub cluster: Option<ClusterConfig>,
+    /// In a cluster: the router's peer port (0: any free port).
+    pub peer_port: u16,
+    /// In a cluster: the address other hosts reach this one's ports at
+    /// (default: the address they are bound to).
+    pub advertise: Option<std::net::IpAddr>,
 }
 
 impl PlatformConfig {
@@ -90,6 +105,9 @@ impl PlatformConfig {
             max_api_connections: crate::api::MAX_CONNECTIONS,
             drain_ca: None,
             metrics_every: crate::metrics::SAMPLE_EVERY,
+            cluster: None,
+            peer_port: 0,
+            advertise: None,
         }
     }
 }
@@ -106,6 +124,40 @@ pub struct Platform {
     router: RouterConfig,
     max_api_connections: usize,
     metrics_every: Duration,
+    /// In a cluster: what this host runs beside the platform's parts.
+    cluster: Option<ClusterParts>,
+}
+
+/// A cluster host's own parts (see [`crate::cluster`]).
+struct ClusterParts {
+    membership: Arc<Membership>,
+    assignments: Arc<Assignments>,
+    dynos: Arc<Dynos>,
+    scheduler: std::sync::Mutex<Option<Scheduler>>,
+    ledger: Arc<NatsLedger>,
+    addrs: Arc<std::sync::Mutex<Addrs>>,
+    peer_port: u16,
+    advertise: Option<std::net::IpAddr>,
+    servers: Vec<String>,
+}
+
+/// What keeps the platform's state: this home's, or the cluster's.
+struct Stores {
+    ledger: Arc<dyn Ledger>,
+    /// The cluster's ledger, followed for changes other hosts make.
+    nats_ledger: Option<Arc<NatsLedger>>,
+    slugs: Arc<dyn SlugStore>,
+    bus: Bus,
+    /// The API token.
+    token: String,
+}
+
+/// Where this host's ports are, as other hosts reach them.
+#[derive(Clone, Copy)]
+struct Addrs {
+    router: std::net::SocketAddr,
+    peer: std::net::SocketAddr,
+    api: std::net::SocketAddr,
 }
 
 impl Platform {
@@ -114,17 +166,59 @@ impl Platform {
     /// removed), the built-in buildpacks, the API token.
     pub async fn open(cfg: PlatformConfig) -> Result<Arc<Self>, PlatformError> {
         let home = cfg.home.clone();
-        let (ledger, slugs, token) = {
-            let (home, limits) = (home.clone(), cfg.slug_limits);
-            tokio::task::spawn_blocking(move || open_home(&home, limits))
+        let cluster = match &cfg.cluster {
+            Some(cc) => Some(Cluster::connect(cc).await?),
+            None => None,
+        };
+        let (sled, slug_dir, token) = {
+            let (home, limits, alone) = (home.clone(), cfg.slug_limits, cluster.is_none());
+            tokio::task::spawn_blocking(move || open_home(&home, limits, alone))
                 .await
                 .map_err(|e| io("opening the home")(std::io::Error::other(e.to_string())))??
         };
-        let ledger: Arc<dyn Ledger> = Arc::new(ledger);
-        for (app, version) in ledger.recover().await? {
-            tracing::warn!("{app} v{version}: release phase interrupted, marked failed");
-        }
-        let slugs: Arc<dyn SlugStore> = Arc::new(slugs);
+        let own_bus = LocalBus::shared();
+        let Stores {
+            ledger,
+            nats_ledger,
+            slugs,
+            bus,
+            token,
+        } = match (&cluster, sled) {
+            (Some(c), _) => {
+                // Every host serves the API with the cluster's token.
+                let token = cluster_token(c, &token).await?;
+                write_private(&home.join("api-token"), &format!("{token}\n"))?;
+                let nats = Arc::new(NatsLedger::open(c).await?);
+                let bus: Bus = Arc::new(Tee {
+                    cluster: StreamBus::open(c).await?,
+                    own: own_bus.clone(),
+                });
+                let slugs = Arc::new(ObjectSlugs::open(c, slug_dir).await?);
+                Stores {
+                    ledger: nats.clone(),
+                    nats_ledger: Some(nats),
+                    slugs,
+                    bus,
+                    token,
+                }
+            }
+            (None, Some(sled)) => {
+                let ledger: Arc<dyn Ledger> = Arc::new(sled);
+                // A crash cut these short; in a cluster another host may
+                // be running its release phase right now.
+                for (app, version) in ledger.recover().await? {
+                    tracing::warn!("{app} v{version}: release phase interrupted, marked failed");
+                }
+                Stores {
+                    ledger,
+                    nats_ledger: None,
+                    slugs: Arc::new(slug_dir),
+                    bus: own_bus.clone(),
+                    token,
+                }
+            }
+            (None, None) => unreachable!("a home opened alone has its sled ledger"),
+        };
         let orphans = slugs.retain(&ledger.slugs_in_use().await?).await?;
         if orphans > 0 {
             tracing::info!("removed {orphans} orphan slug files");
@@ -145,14 +239,17 @@ impl Platform {
         };
         let runtime = Arc::new(runtime);
         tracing::info!("{}", runtime.slots().capacity().describe());
-        let bus = LocalBus::shared();
         let routes = RouteTable::new();
         let ports = PortBook::new();
         for &port in &cfg.allow_host_ports {
             ports.allow_host_port(port);
         }
+        let host_name = match &cfg.cluster {
+            Some(cc) => cc.host.clone(),
+            None => host_name(),
+        };
         let host = Arc::new(LocalHost::new(
-            host_name(),
+            host_name,
             runtime.clone(),
             bus.clone(),
             ports.clone(),
@@ -160,13 +257,68 @@ impl Platform {
             &home,
             cfg.manager.host(),
         ));
-        let manager = Manager::new(
-            host,
-            ledger.clone(),
-            bus.clone(),
-            cfg.manager.clone(),
-            routes.clone(),
-        );
+        let addrs = Arc::new(std::sync::Mutex::new(Addrs {
+            router: ([0, 0, 0, 0], 0).into(),
+            peer: ([0, 0, 0, 0], 0).into(),
+            api: ([0, 0, 0, 0], 0).into(),
+        }));
+        let manager_cell: Arc<std::sync::OnceLock<Arc<Manager>>> = Arc::default();
+        let mut parts = None;
+        let manager = match (&cluster, nats_ledger) {
+            (Some(c), Some(nats)) => {
+                let started_at = chrono::Utc::now();
+                let (addrs2, cell, name) =
+                    (addrs.clone(), manager_cell.clone(), c.host().to_owned());
+                let membership = Membership::join(c, move || {
+                    let a = *addrs2.lock().expect("addresses lock");
+                    HostRecord {
+                        name: name.clone(),
+                        router: a.router,
+                        peer: a.peer,
+                        api: a.api,
+                        capacity: cell.get().map(|m| m.capacity()).unwrap_or_default(),
+                        started_at,
+                        heartbeat_at: chrono::Utc::now(),
+                    }
+                })
+                .await?;
+                let assignments = Assignments::open(c, membership.clone()).await?;
+                let manager = Manager::scoped(
+                    host,
+                    assignments.clone(),
+                    ledger.clone(),
+                    bus.clone(),
+                    cfg.manager.clone(),
+                    routes.clone(),
+                );
+                parts = Some(ClusterParts {
+                    dynos: Dynos::open(c, membership.clone()).await?,
+                    scheduler: std::sync::Mutex::new(Some(
+                        Scheduler::open(c, membership.clone(), ledger.clone()).await?,
+                    )),
+                    membership,
+                    assignments,
+                    ledger: nats,
+                    addrs: addrs.clone(),
+                    peer_port: cfg.peer_port,
+                    advertise: cfg.advertise,
+                    servers: cfg
+                        .cluster
+                        .as_ref()
+                        .map(|c| c.servers.clone())
+                        .unwrap_or_default(),
+                });
+                manager
+            }
+            _ => Manager::new(
+                host,
+                ledger.clone(),
+                bus.clone(),
+                cfg.manager.clone(),
+                routes.clone(),
+            ),
+        };
+        let _ = manager_cell.set(manager.clone());
         let builder = Builder {
             slugs,
             runtime: runtime.clone(),
@@ -189,7 +341,15 @@ impl Platform {
             ),
             None => None,
         };
-        let drains = Arc::new(Drains::new(bus.clone(), tls_config(ca.as_deref())?));
+        // A cluster host's drains send the lines made here, so each line
+        // leaves the cluster once.
+        let drains = Arc::new(Drains::new(own_bus, tls_config(ca.as_deref())?));
+        let peers: Option<Arc<dyn Peers>> = parts.as_ref().map(|p| {
+            Arc::new(ClusterPeers {
+                membership: p.membership.clone(),
+                dynos: p.dynos.clone(),
+            }) as Arc<dyn Peers>
+        });
         let service = Arc::new(Service::new(Parts {
             ledger: ledger.clone(),
             bus: bus.clone(),
@@ -198,6 +358,7 @@ impl Platform {
             drains,
             home: home.clone(),
             owner: owner_email(),
+            peers,
         }));
         for app in ledger.apps().await? {
             service.restore(&app);
@@ -209,10 +370,14 @@ impl Platform {
             bus,
             ports,
             routes,
+            router: RouterConfig {
+                peer_token: parts.as_ref().map(|_| token.clone()),
+                ..cfg.router
+            },
             token,
-            router: cfg.router,
             max_api_connections: cfg.max_api_connections,
             metrics_every: cfg.metrics_every,
+            cluster: parts,
         }))
     }
 
@@ -239,6 +404,12 @@ impl Platform {
     ) -> Result<(), PlatformError> {
         self.ports.reserve(api.port());
         self.ports.reserve(router.port());
+        if let Some(c) = &self.cluster {
+            let ip = c.advertise.unwrap_or(router.ip());
+            let mut a = c.addrs.lock().expect("addresses lock");
+            a.router = (ip, router.port()).into();
+            a.api = (ip, api.port()).into();
+        }
         write_private(&self.home.join("api"), &format!("http://{api}\n"))?;
         write_private(&self.home.join("router"), &format!("http://{router}\n"))
     }
@@ -273,6 +444,25 @@ impl Platform {
             .local_addr()
             .map_err(io("reading the router address"))?;
         self.advertise(api_addr, router_addr)?;
+        let peer = match &self.cluster {
+            Some(c) => {
+                let l = TcpListener::bind((router_addr.ip(), c.peer_port))
+                    .await
+                    .map_err(io(format!(
+                        "binding the router's peer port {}",
+                        c.peer_port
+                    )))?;
+                let at = l.local_addr().map_err(io("reading the peer address"))?;
+                self.ports.reserve(at.port());
+                c.addrs.lock().expect("addresses lock").peer =
+                    (c.advertise.unwrap_or(at.ip()), at.port()).into();
+                Some(
+                    l.into_std()
+                        .map_err(io("handing the peer port to the router's thread"))?,
+                )
+            }
+            None => None,
+        };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -294,6 +484,16 @@ impl Platform {
             .map_err(io("handing the router's socket to its thread"))?;
         let (routes, bus, cfg) = (self.routes.clone(), self.bus.clone(), self.router.clone());
         let stop = wait(stop_rx.clone());
+        let peer_serve = peer.map(|p| {
+            let (routes, bus, cfg) = (routes.clone(), bus.clone(), cfg.clone());
+            let stop = wait(stop_rx.clone());
+            async move {
+                match TcpListener::from_std(p) {
+                    Ok(l) => crate::router::serve_peer(l, routes, bus, cfg, stop).await,
+                    Err(e) => tracing::error!("router peer socket: {e}"),
+                }
+            }
+        });
         let (router_done, router_task) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("wdyno-router".into())
@@ -306,9 +506,17 @@ impl Platform {
                     Err(e) => return tracing::error!("starting the router's runtime: {e}"),
                 };
                 rt.block_on(async move {
-                    match TcpListener::from_std(router) {
-                        Ok(l) => crate::router::serve(l, routes, bus, cfg, stop).await,
-                        Err(e) => tracing::error!("router socket: {e}"),
+                    let serve = async move {
+                        match TcpListener::from_std(router) {
+                            Ok(l) => crate::router::serve(l, routes, bus, cfg, stop).await,
+                            Err(e) => tracing::error!("router socket: {e}"),
+                        }
+                    };
+                    match peer_serve {
+                        Some(peer) => {
+                            tokio::join!(serve, peer);
+                        }
+                        None => serve.await,
                     }
                 });
                 let _ = router_done.send(());
@@ -320,7 +528,18 @@ impl Platform {
         };
         tracing::info!("API on http://{api_addr}, router on http://{router_addr}");
         self.service.manager().reconcile_all().await?;
+        let cluster_tasks = match &self.cluster {
+            Some(c) => self.start_cluster(c).await?,
+            None => Vec::new(),
+        };
         shutdown.await;
+        if let Some(c) = &self.cluster {
+            // Others place this host's dynos as soon as it is gone.
+            c.membership.leave();
+        }
+        for t in cluster_tasks {
+            t.abort();
+        }
         tracing::info!("stopping every dyno");
         metrics.abort();
         let _ = stop_tx.send(true);
@@ -333,6 +552,59 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// A cluster host's loops: following its assignments, publishing its
+    /// dynos, following the others', scheduling while it holds the lease,
+    /// and following the ledger's changes made on other hosts.
+    async fn start_cluster(
+        &self,
+        c: &ClusterParts,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, PlatformError> {
+        // Dynos reach no NATS server's and no other host's port.
+        for s in &c.servers {
+            if let Some(port) = url::Url::parse(s).ok().and_then(|u| u.port()) {
+                self.ports.reserve(port);
+            }
+        }
+        let manager = self.service.manager().clone();
+        let (events, _) = tokio::sync::broadcast::channel(1024);
+        let changes = c.ledger.watch().await?;
+        let mut tasks = vec![
+            tokio::spawn(c.assignments.clone().follow(manager.clone())),
+            tokio::spawn(c.dynos.clone().publish(manager)),
+            tokio::spawn(c.dynos.clone().follow(self.routes.clone())),
+        ];
+        if let Some(s) = c.scheduler.lock().expect("scheduler lock").take() {
+            tasks.push(tokio::spawn(s.run(events.subscribe())));
+        }
+        let (ports, membership) = (self.ports.clone(), c.membership.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut changed = membership.changes();
+            loop {
+                for (_, h) in membership.hosts() {
+                    for a in [h.record.router, h.record.peer, h.record.api] {
+                        ports.reserve(a.port());
+                    }
+                }
+                if changed.changed().await.is_err() {
+                    return;
+                }
+            }
+        }));
+        let service = self.service.clone();
+        tasks.push(tokio::spawn(async move {
+            use futures::StreamExt;
+            let mut changes = changes;
+            while let Some(app) = changes.next().await {
+                let _ = events.send(app.clone());
+                service.changed_elsewhere(&app).await;
+            }
+            tracing::warn!("the ledger's watch ended");
+        }));
+        Ok(tasks)
+    }
+}
+
 /// This host's name, as `wdyno hosts` shows it.
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -342,17 +614,26 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
-/// The files of the home: private dirs, buildpacks, ledger, slugs, token.
-fn open_home(home: &Path, limits: Limits) -> Result<(SledLedger, SlugDir, String), PlatformError> {
+/// The files of the home: private dirs, buildpacks, ledger (`alone`: a
+/// cluster host's is the cluster's), slugs (a cluster host's cache of
+/// them), token.
+fn open_home(
+    home: &Path,
+    limits: Limits,
+    alone: bool,
+) -> Result<(Option<SledLedger>, SlugDir, String), PlatformError> {
     make_private_dir(home)?;
     let token = api_token(home)?;
     crate::buildpack::install_builtins(&home.join("buildpacks"))
         .map_err(io("writing the built-in buildpacks"))?;
-    let ledger = SledLedger::open(&home.join("db"))?;
+    let ledger = match alone {
+        true => Some(SledLedger::open(&home.join("db"))?),
+        false => None,
+    };
     let slugs = SlugDir::open(home.join("slugs"), limits)?;
     // A home made by an older wdyno (or under a lax umask) keeps no
     // secret readable by other users: the config vars are in db/.
-    for dir in ["db", "slugs"] {
+    for dir in ["db", "slugs"].iter().filter(|d| home.join(d).exists()) {
         restrict_tree(&home.join(dir))
             .map_err(io(format!("making {} private", home.join(dir).display())))?;
     }

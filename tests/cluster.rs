@@ -39,3 +39,237 @@ fn a_bad_cluster_or_host_flag_says_what_to_give() {
         .to_string();
     assert!(e.contains("is not a host name"), "{e}");
 }
+
+// ---- three hosts of one cluster, each a real `wdyno daemon` ----
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::daemon::Daemon;
+use common::{probe_app::probe_components, until};
+
+/// Three daemons joined to `nats` as hosts `a`, `b`, `c`.
+fn three_hosts(nats: &NatsCluster) -> Vec<Daemon> {
+    ["a", "b", "c"]
+        .iter()
+        .map(|h| Daemon::start(&["--cluster", &nats.urls(), "--host", h]))
+        .collect()
+}
+
+/// `app`'s dynos as host `d`'s `ps` lists them: name → (host, state).
+fn placed(d: &Daemon, app: &str) -> BTreeMap<String, (String, String)> {
+    d.ps(app)
+        .iter()
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap().to_owned(),
+                (
+                    x["host"].as_str().unwrap().to_owned(),
+                    x["state"].as_str().unwrap().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Waits until `d` lists exactly `n` web dynos of `app`, all up, none on
+/// `not_on`; returns how many each host runs.
+async fn web_up(d: &Daemon, app: &str, n: usize, not_on: &str) -> BTreeMap<String, usize> {
+    until(&format!("{n} web dynos up, none on {not_on:?}"), 30, || {
+        let p = placed(d, app);
+        let web: Vec<_> = p.iter().filter(|(k, _)| k.starts_with("web.")).collect();
+        let ok = web.len() == n && web.iter().all(|(_, (h, s))| s == "up" && h != not_on);
+        ok.then(|| {
+            let mut per = BTreeMap::new();
+            for (_, (h, _)) in web {
+                *per.entry(h.clone()).or_default() += 1;
+            }
+            per
+        })
+    })
+    .await
+}
+
+/// Waits until requests through `d`'s router have been answered by every
+/// one of `dynos` (each request 200).
+async fn reaches(d: &Daemon, app: &str, dynos: &BTreeSet<String>) {
+    let mut seen = BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while &seen != dynos {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "router {} reached only {seen:?} of {dynos:?}",
+            d.router
+        );
+        let (status, body) = d.get(app, "/").await;
+        assert_eq!(status, 200, "through router {}: {body}", d.router);
+        seen.insert(body.trim_start_matches("hello from ").to_owned());
+    }
+}
+
+fn webs(n: u32) -> BTreeSet<String> {
+    (1..=n).map(|i| format!("web.{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_web_dynos_spread_over_three_hosts_and_every_router_reaches_all_six() {
+    let Some(bin) = nats_server_or_skip("six_web_dynos_spread_over_three_hosts") else {
+        return;
+    };
+    let nats = NatsCluster::start(&bin, 3);
+    let hosts = three_hosts(&nats);
+    let (a, b) = (&hosts[0], &hosts[1]);
+    let app = probe_components();
+    a.create_and_deploy("probe", app.path());
+    b.cli(&["ps:scale", "web=6", "-a", "probe"]).ok();
+    let per = web_up(a, "probe", 6, "").await;
+    assert_eq!(
+        per,
+        BTreeMap::from([("a".into(), 2), ("b".into(), 2), ("c".into(), 2)]),
+        "two web dynos on each host"
+    );
+    for d in &hosts {
+        assert_eq!(
+            web_up(d, "probe", 6, "").await,
+            per,
+            "every host's ps agrees"
+        );
+        reaches(d, "probe", &webs(6)).await;
+    }
+    let listed = a.json(&["hosts"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["state"] == "up")
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    // Every host serves the API with the cluster's one token.
+    let token = |d: &Daemon| std::fs::read_to_string(d.home().join("api-token")).unwrap();
+    assert_eq!(token(a), token(b));
+    assert_eq!(token(a), token(&hosts[2]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_config_sets_through_three_hosts_leave_no_gap() {
+    let Some(bin) = nats_server_or_skip("a_hundred_concurrent_config_sets") else {
+        return;
+    };
+    let nats = NatsCluster::start(&bin, 3);
+    let hosts = three_hosts(&nats);
+    hosts[0].cli(&["apps:create", "cfg"]).ok();
+    let homes: Vec<std::path::PathBuf> = hosts.iter().map(|d| d.home().to_owned()).collect();
+    let runs: Vec<_> = (0..100)
+        .map(|i| {
+            let home = homes[i % 3].clone();
+            std::thread::spawn(move || {
+                let out = std::process::Command::new(common::daemon::WDYNO)
+                    .args(["config:set", &format!("K{i}={i}"), "-a", "cfg"])
+                    .env("WDYNO_HOME", home)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "config:set K{i}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            })
+        })
+        .collect();
+    for r in runs {
+        r.join().unwrap();
+    }
+    for d in &hosts {
+        let releases = d.json(&["releases", "-a", "cfg"]);
+        let mut versions: Vec<u64> = releases
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["version"].as_u64().unwrap())
+            .collect();
+        versions.sort();
+        assert_eq!(versions, (1..=100).collect::<Vec<u64>>(), "versions 1..100");
+        let config = d.json(&["config", "-a", "cfg"]);
+        for i in 0..100 {
+            assert_eq!(
+                config[format!("K{i}")],
+                i.to_string(),
+                "K{i} set once, kept"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_hosts_dynos_run_on_the_others_within_15_s() {
+    let Some(bin) = nats_server_or_skip("a_killed_hosts_dynos_run_on_the_others") else {
+        return;
+    };
+    let nats = NatsCluster::start(&bin, 3);
+    let mut hosts = three_hosts(&nats);
+    let app = probe_components();
+    hosts[0].create_and_deploy("probe", app.path());
+    hosts[1].cli(&["ps:scale", "web=6", "-a", "probe"]).ok();
+    hosts[2]
+        .cli(&["config:set", "LAST=before-the-kill", "-a", "probe"])
+        .ok();
+    web_up(&hosts[0], "probe", 6, "").await;
+    let before = hosts[0].json(&["releases", "-a", "probe"]);
+    hosts[2].kill9();
+    let killed = std::time::Instant::now();
+    let per = until("six web dynos on a and b", 15, || {
+        let p = placed(&hosts[0], "probe");
+        let web: Vec<_> = p.iter().filter(|(k, _)| k.starts_with("web.")).collect();
+        (web.len() == 6 && web.iter().all(|(_, (h, s))| s == "up" && h != "c")).then_some(())
+    })
+    .await;
+    let took = killed.elapsed();
+    let _ = per;
+    eprintln!("failover: all six web dynos up on a and b {took:?} after kill -9 of c");
+    for d in &hosts[..2] {
+        reaches(d, "probe", &webs(6)).await;
+    }
+    assert_eq!(
+        hosts[1].json(&["releases", "-a", "probe"]),
+        before,
+        "every release acknowledged before the kill is there"
+    );
+    assert_eq!(
+        hosts[1].json(&["config", "-a", "probe"])["LAST"],
+        "before-the-kill"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_tail_on_one_host_shows_a_line_a_dyno_on_another_printed() {
+    let Some(bin) = nats_server_or_skip("logs_tail_on_one_host") else {
+        return;
+    };
+    let nats = NatsCluster::start(&bin, 3);
+    let hosts = three_hosts(&nats);
+    let app = probe_components();
+    hosts[0].create_and_deploy("probe", app.path());
+    let mut tail = std::process::Command::new(common::daemon::WDYNO)
+        .args(["logs", "--tail", "-a", "probe"])
+        .env("WDYNO_HOME", hosts[0].home())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = common::probe_app::following(&mut tail).await;
+    // A one-off dyno on host c prints its environment.
+    let run = hosts[2].run_detached("probe", &["bin/probe", "env"]);
+    let want = format!("DYNO={run}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let l = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no line {want:?} from host c in 30 s"));
+        if l.contains(&want) {
+            break l;
+        }
+    };
+    assert!(line.contains(&format!("app[{run}]:")), "{line}");
+    let _ = tail.kill();
+    let _ = tail.wait();
+}

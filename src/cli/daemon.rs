@@ -88,6 +88,25 @@ pub struct DaemonArgs {
     /// has as many waiting).
     #[arg(long, default_value_t = 50)]
     pub backlog: usize,
+    /// Join a cluster: its NATS servers, comma-separated
+    /// (`nats://[user:pass@]host:4222,...`). Without it the daemon runs
+    /// alone, its ledger in sled under its home.
+    #[arg(long, env = "WDYNO_CLUSTER")]
+    pub cluster: Option<String>,
+    /// This host's name in the cluster (letters, digits, '-', '_').
+    #[arg(long, env = "WDYNO_HOST")]
+    pub host: Option<String>,
+    /// In a cluster: the port other hosts' routers hand this host's dynos
+    /// their requests on (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub peer_port: u16,
+    /// The address the router, API and peer port listen on.
+    #[arg(long, env = "WDYNO_BIND", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+    /// In a cluster: the address other hosts reach this one at (default:
+    /// --bind, which must then not be 0.0.0.0 or ::).
+    #[arg(long, env = "WDYNO_ADVERTISE")]
+    pub advertise: Option<std::net::IpAddr>,
     /// Run buildpacks without the build sandbox, as the daemon's own user
     /// with its files and environment: only for code you trust.
     #[arg(long)]
@@ -122,6 +141,22 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
         dynos: args.capacity,
         per_app: args.max_app_dynos,
     };
+    if let Some(servers) = &args.cluster {
+        let Some(host) = &args.host else {
+            anyhow::bail!(
+                "--cluster needs --host NAME (or WDYNO_HOST): the name this host has in the cluster"
+            );
+        };
+        if args.advertise.is_none() && args.bind.is_unspecified() {
+            anyhow::bail!(
+                "--bind {} listens on every address: say which one other hosts reach this one at with --advertise IP",
+                args.bind
+            );
+        }
+        cfg.cluster = Some(wdyno::cluster::ClusterConfig::parse(servers, host)?);
+        cfg.peer_port = args.peer_port;
+        cfg.advertise = args.advertise;
+    }
     let open_files = wdyno::dyno::fds::raise_open_files_limit();
     cfg.sandbox_builds = !args.unsafe_builds;
     if args.unsafe_builds {
@@ -135,8 +170,8 @@ pub async fn run(home: &Path, args: DaemonArgs) -> Result<()> {
     // Installed before we say we are ready, so a SIGTERM sent the moment
     // we are always takes the stop sequence, never the default action.
     let shutdown = shutdown_signal()?;
-    let api = bind(args.api_port, "control API").await?;
-    let router = bind(args.router_port, "router").await?;
+    let api = bind(args.bind, args.api_port, "control API").await?;
+    let router = bind(args.bind, args.router_port, "router").await?;
     // The CLI finds the daemon by these files: they exist before we say
     // we are ready.
     platform.advertise(api.local_addr()?, router.local_addr()?)?;
@@ -202,8 +237,8 @@ fn one_daemon_per_home(home: &Path) -> Result<std::fs::File> {
     }
 }
 
-async fn bind(port: u16, what: &str) -> Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| {
+async fn bind(ip: std::net::IpAddr, port: u16, what: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind((ip, port)).await.with_context(|| {
         format!("port {port} for the {what} is in use: stop what listens there, or pick another port (--router-port / --api-port)")
     })
 }

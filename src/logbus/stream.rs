@@ -285,7 +285,11 @@ async fn read_stream(stream: stream::Stream, mirror: Arc<Mirror>, caught_up: wat
 /// stream captures it; a lost one is a lost log line). A forget is a
 /// rollup the stream must acknowledge, retried while the servers fail
 /// over, and sent before any later line.
-async fn send(cluster: Cluster, mut rx: mpsc::UnboundedReceiver<Outgoing>, queued: Arc<AtomicUsize>) {
+async fn send(
+    cluster: Cluster,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    queued: Arc<AtomicUsize>,
+) {
     while let Some(out) = rx.recv().await {
         match out {
             Outgoing::Line(line) => {
@@ -309,7 +313,11 @@ async fn send(cluster: Cluster, mut rx: mpsc::UnboundedReceiver<Outgoing>, queue
                     .retry(format!("purge of {app}'s log lines"), || async {
                         cluster
                             .jetstream()
-                            .publish_with_headers(subject.clone(), headers.clone(), Default::default())
+                            .publish_with_headers(
+                                subject.clone(),
+                                headers.clone(),
+                                Default::default(),
+                            )
                             .await?
                             .await
                     })

@@ -216,6 +216,14 @@ impl Daemon {
         (list.len() == n && list.iter().all(|x| x["state"] == "up")).then_some(())
     }
 
+    /// `kill -9`: the daemon ends at once, its dynos with it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Asks the daemon to stop (SIGTERM) and waits for it.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("daemon running");
