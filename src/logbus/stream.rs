@@ -11,9 +11,10 @@
 //! it will be asked for.
 //!
 //! Publishing keeps [`LogBus`]'s promise: it never blocks and never fails.
-//! A line goes into a bounded outbox drained by one task; when the outbox
-//! is full (the cluster is unreachable) lines are dropped and counted
-//! ([`StreamBus::dropped`]). A line shows up in the mirror, here as on every
+//! A line goes into a bounded outbox drained by one task, which sends it
+//! until the stream acknowledges it (so a failover loses none); when the
+//! outbox is full (the cluster is unreachable) lines are dropped and
+//! counted ([`StreamBus::dropped`]). A line shows up in the mirror, here as on every
 //! other host, once the stream has it.
 //!
 //! Forgetting an app purges its subject with a rollup mark (`Nats-Rollup:
@@ -60,6 +61,17 @@ const FORGET_HEADER: &str = "Wdyno-Forget";
 const CATCH_UP: Duration = Duration::from_secs(10);
 /// Pause before the mirror's consumer is made again after it failed.
 const RESUME_PAUSE: Duration = Duration::from_millis(500);
+/// The mirror's pull requests last this long, and the server's idle
+/// heartbeats come every half of it: two missed (a server gone) and the
+/// consumer is made again, so a mirror notices in ~5 s, not the client's
+/// default 30 s.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+/// Lines sent before their acknowledgements are awaited: a busy host's
+/// lines flow at the stream's pace, not one round trip each.
+const SEND_WINDOW: usize = 256;
+/// How long a line is offered to the stream (servers failing over,
+/// electing a leader) before it is dropped and counted.
+const LINE_RETRY: Duration = crate::cluster::STARTUP_RETRY;
 
 /// The log bus of a cluster host. See the module doc.
 pub struct StreamBus {
@@ -68,7 +80,8 @@ pub struct StreamBus {
     /// Lines in the outbox; bounds it at [`OUTBOX_LINES`] (forgets are not
     /// counted: they are rare and must not be lost).
     queued: Arc<AtomicUsize>,
-    dropped: AtomicU64,
+    /// Lines lost: the outbox was full, or the stream did not take them.
+    dropped: Arc<AtomicU64>,
     /// The sender and the mirror's reader; dropping the bus aborts them.
     _tasks: Mutex<JoinSet<()>>,
 }
@@ -115,7 +128,16 @@ impl StreamBus {
         let queued = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         tasks.spawn(read_stream(stream, mirror.clone(), caught_up));
-        tasks.spawn(send(cluster.clone(), rx, queued.clone()));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let start = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        tasks.spawn(send(Outbox {
+            cluster: cluster.clone(),
+            rx,
+            queued: queued.clone(),
+            dropped: dropped.clone(),
+            id_prefix: format!("{}.{start}.", cluster.host()),
+            next_id: 0,
+        }));
         if tokio::time::timeout(CATCH_UP, is_caught_up.wait_for(|c| *c))
             .await
             .is_err()
@@ -129,7 +151,7 @@ impl StreamBus {
             mirror,
             outbox,
             queued,
-            dropped: AtomicU64::new(0),
+            dropped,
             _tasks: Mutex::new(tasks),
         }))
     }
@@ -245,6 +267,7 @@ async fn read_stream(stream: stream::Stream, mirror: Arc<Mirror>, caught_up: wat
             deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: applied + 1,
             },
+            max_expires: PULL_EXPIRES,
             ..Default::default()
         };
         let messages = match stream.create_consumer(config).await {
@@ -281,43 +304,143 @@ async fn read_stream(stream: stream::Stream, mirror: Arc<Mirror>, caught_up: wat
     }
 }
 
-/// Sends the outbox to the stream in order. A line is a core publish (the
-/// stream captures it; a lost one is a lost log line). A forget is a
-/// rollup the stream must acknowledge, retried while the servers fail
-/// over, and sent before any later line.
-async fn send(cluster: Cluster, mut rx: mpsc::UnboundedReceiver<Outgoing>, queued: Arc<AtomicUsize>) {
-    while let Some(out) = rx.recv().await {
-        match out {
-            Outgoing::Line(line) => {
-                queued.fetch_sub(1, Ordering::Relaxed);
-                let Some(subject) = subject(&line.app) else {
-                    continue;
-                };
-                let payload = serde_json::to_vec(&line).expect("a log line serializes");
-                if let Err(e) = cluster.client().publish(subject, payload.into()).await {
-                    tracing::debug!("sending a log line to {STREAM}: {e}");
+/// The sender's state: the outbox's far end and how lines are named.
+struct Outbox {
+    cluster: Cluster,
+    rx: mpsc::UnboundedReceiver<Outgoing>,
+    queued: Arc<AtomicUsize>,
+    dropped: Arc<AtomicU64>,
+    /// `HOST.START.`: with a counter, each line's `Nats-Msg-Id`, unique
+    /// across hosts and restarts of one host.
+    id_prefix: String,
+    next_id: u64,
+}
+
+/// A line ready to be sent (again).
+struct Encoded {
+    subject: String,
+    headers: HeaderMap,
+    payload: bytes::Bytes,
+}
+
+/// Sends the outbox to the stream, in order, up to [`SEND_WINDOW`] lines
+/// at a time. Each line is a JetStream publish the stream acknowledges; a
+/// line not acknowledged is sent again (its `Nats-Msg-Id` makes a second
+/// copy a no-op) until [`LINE_RETRY`] has passed, then dropped and counted.
+/// So a server failover loses no line, though it may reorder the lines of
+/// one window. A forget waits for the lines before it.
+async fn send(mut out: Outbox) {
+    let mut lines = Vec::with_capacity(SEND_WINDOW);
+    while let Some(first) = out.rx.recv().await {
+        let mut next = Some(first);
+        while let Some(o) = next {
+            match o {
+                Outgoing::Line(line) => {
+                    out.queued.fetch_sub(1, Ordering::Relaxed);
+                    if let Some(l) = out.encode(&line) {
+                        lines.push(l);
+                    }
+                    if lines.len() == SEND_WINDOW {
+                        out.send_lines(&mut lines).await;
+                    }
+                }
+                Outgoing::Forget(app) => {
+                    out.send_lines(&mut lines).await;
+                    out.forget(&app).await;
                 }
             }
-            Outgoing::Forget(app) => {
-                let Some(subject) = subject(&app) else {
-                    continue;
-                };
-                let mut headers = HeaderMap::new();
-                headers.insert("Nats-Rollup", "sub");
-                headers.insert(FORGET_HEADER, "1");
-                let purged = cluster
-                    .retry(format!("purge of {app}'s log lines"), || async {
-                        cluster
-                            .jetstream()
-                            .publish_with_headers(subject.clone(), headers.clone(), Default::default())
-                            .await?
-                            .await
-                    })
+            next = out.rx.try_recv().ok();
+        }
+        out.send_lines(&mut lines).await;
+    }
+}
+
+impl Outbox {
+    fn encode(&mut self, line: &LogLine) -> Option<Encoded> {
+        let subject = subject(&line.app)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "Nats-Msg-Id",
+            format!("{}{}", self.id_prefix, self.next_id).as_str(),
+        );
+        self.next_id += 1;
+        let payload = serde_json::to_vec(line).expect("a log line serializes");
+        Some(Encoded {
+            subject,
+            headers,
+            payload: payload.into(),
+        })
+    }
+
+    async fn send_lines(&self, lines: &mut Vec<Encoded>) {
+        let js = self.cluster.jetstream();
+        let deadline = tokio::time::Instant::now() + LINE_RETRY;
+        let mut pause = Duration::from_millis(100);
+        while !lines.is_empty() {
+            let mut acks = Vec::with_capacity(lines.len());
+            for l in lines.iter() {
+                let sent = js
+                    .publish_with_headers(l.subject.clone(), l.headers.clone(), l.payload.clone())
                     .await;
-                if let Err(e) = purged {
-                    tracing::warn!("{e}: the destroyed app's lines stay in {STREAM}");
+                acks.push(sent);
+            }
+            let mut why = String::new();
+            let mut unsent = Vec::new();
+            for (l, sent) in lines.drain(..).zip(acks) {
+                let acked = match sent {
+                    Ok(ack) => ack.await.map(drop),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = acked {
+                    why = e.to_string();
+                    unsent.push(l);
                 }
             }
+            *lines = unsent;
+            if lines.is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() + pause >= deadline {
+                self.dropped
+                    .fetch_add(lines.len() as u64, Ordering::Relaxed);
+                tracing::warn!(
+                    "dropped {} log lines that {STREAM} did not take in {LINE_RETRY:?} ({why}): \
+                     are a majority of the NATS servers up?",
+                    lines.len()
+                );
+                lines.clear();
+                break;
+            }
+            tracing::debug!(
+                "{} log lines not taken by {STREAM} ({why}); retrying",
+                lines.len()
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// Purges `app`'s subject with the rollup mark, retried while the
+    /// servers fail over.
+    async fn forget(&self, app: &str) {
+        let Some(subject) = subject(app) else {
+            return;
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Rollup", "sub");
+        headers.insert(FORGET_HEADER, "1");
+        let cluster = &self.cluster;
+        let purged = cluster
+            .retry(format!("purge of {app}'s log lines"), || async {
+                cluster
+                    .jetstream()
+                    .publish_with_headers(subject.clone(), headers.clone(), Default::default())
+                    .await?
+                    .await
+            })
+            .await;
+        if let Err(e) = purged {
+            tracing::warn!("{e}: the destroyed app's lines stay in {STREAM}");
         }
     }
 }

@@ -204,7 +204,11 @@ fn nats_digest(id: &SlugId) -> String {
     let bytes = hex::decode(id.as_str()).expect("a slug id is hex");
     let mut out = String::from("SHA-256=");
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -224,9 +228,8 @@ mod tests {
     #[test]
     fn a_digest_is_written_as_the_object_store_writes_it() {
         // sha256("") in base64url, as the object store's meta holds it.
-        let id =
-            SlugId::parse("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-                .unwrap();
+        let id = SlugId::parse("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+            .unwrap();
         assert_eq!(
             nats_digest(&id),
             "SHA-256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU="
