@@ -11,9 +11,10 @@
 //! it will be asked for.
 //!
 //! Publishing keeps [`LogBus`]'s promise: it never blocks and never fails.
-//! A line goes into a bounded outbox drained by one task; when the outbox
-//! is full (the cluster is unreachable) lines are dropped and counted
-//! ([`StreamBus::dropped`]). A line shows up in the mirror, here as on every
+//! A line goes into a bounded outbox drained by one task, which sends it
+//! until the stream acknowledges it (so a failover loses none); when the
+//! outbox is full (the cluster is unreachable) lines are dropped and
+//! counted ([`StreamBus::dropped`]). A line shows up in the mirror, here as on every
 //! other host, once the stream has it.
 //!
 //! Forgetting an app purges its subject with a rollup mark (`Nats-Rollup:
@@ -21,6 +22,9 @@
 //! the mark, and each mirror that reads the mark drops the app's lines too,
 //! so a destroyed app's lines come back neither for a successor of the same
 //! name nor on a host that joins later.
+//! The purge takes every line the subject holds when the mark arrives: a
+//! host that forgets an app late, after a successor of the same name has
+//! written lines, purges those too (an app has no id beyond its name).
 //!
 //! The mirror applies each stream sequence once: when its consumer is
 //! recreated (a reconnect, a server restart) it resumes after the last
@@ -39,6 +43,10 @@ use tokio::task::JoinSet;
 
 use super::{LOG_RING_LINES, LocalBus, LogBus, LogFilter, LogLine, Subscription};
 use crate::cluster::{Cluster, ClusterError};
+
+#[path = "outbox.rs"]
+mod outbox;
+use outbox::{Outbox, send};
 
 /// The stream's name.
 pub const STREAM: &str = "wdyno-logs";
@@ -60,6 +68,11 @@ const FORGET_HEADER: &str = "Wdyno-Forget";
 const CATCH_UP: Duration = Duration::from_secs(10);
 /// Pause before the mirror's consumer is made again after it failed.
 const RESUME_PAUSE: Duration = Duration::from_millis(500);
+/// The mirror's pull requests last this long, and the server's idle
+/// heartbeats come every half of it: two missed (a server gone) and the
+/// consumer is made again, so a mirror notices in ~5 s, not the client's
+/// default 30 s.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
 /// The log bus of a cluster host. See the module doc.
 pub struct StreamBus {
@@ -68,7 +81,8 @@ pub struct StreamBus {
     /// Lines in the outbox; bounds it at [`OUTBOX_LINES`] (forgets are not
     /// counted: they are rare and must not be lost).
     queued: Arc<AtomicUsize>,
-    dropped: AtomicU64,
+    /// Lines lost: the outbox was full, or the stream did not take them.
+    dropped: Arc<AtomicU64>,
     /// The sender and the mirror's reader; dropping the bus aborts them.
     _tasks: Mutex<JoinSet<()>>,
 }
@@ -115,7 +129,16 @@ impl StreamBus {
         let queued = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         tasks.spawn(read_stream(stream, mirror.clone(), caught_up));
-        tasks.spawn(send(cluster.clone(), rx, queued.clone()));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let start = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        tasks.spawn(send(Outbox {
+            cluster: cluster.clone(),
+            rx,
+            queued: queued.clone(),
+            dropped: dropped.clone(),
+            id_prefix: format!("{}.{start}.", cluster.host()),
+            next_id: 0,
+        }));
         if tokio::time::timeout(CATCH_UP, is_caught_up.wait_for(|c| *c))
             .await
             .is_err()
@@ -129,7 +152,7 @@ impl StreamBus {
             mirror,
             outbox,
             queued,
-            dropped: AtomicU64::new(0),
+            dropped,
             _tasks: Mutex::new(tasks),
         }))
     }
@@ -165,7 +188,11 @@ impl LogBus for StreamBus {
         }
         if self.queued.fetch_add(1, Ordering::Relaxed) >= OUTBOX_LINES {
             self.queued.fetch_sub(1, Ordering::Relaxed);
-            if self.dropped.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+            if self
+                .dropped
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(1000)
+            {
                 tracing::warn!(
                     "log lines are being dropped: {OUTBOX_LINES} wait for the cluster's \
                      log stream (are a majority of the NATS servers up?)"
@@ -245,6 +272,7 @@ async fn read_stream(stream: stream::Stream, mirror: Arc<Mirror>, caught_up: wat
             deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: applied + 1,
             },
+            max_expires: PULL_EXPIRES,
             ..Default::default()
         };
         let messages = match stream.create_consumer(config).await {
@@ -278,54 +306,5 @@ async fn read_stream(stream: stream::Stream, mirror: Arc<Mirror>, caught_up: wat
             Err(e) => tracing::warn!("following {STREAM}: {e}; retrying"),
         }
         tokio::time::sleep(RESUME_PAUSE).await;
-    }
-}
-
-/// Sends the outbox to the stream in order. A line is a core publish (the
-/// stream captures it; a lost one is a lost log line). A forget is a
-/// rollup the stream must acknowledge, retried while the servers fail
-/// over, and sent before any later line.
-async fn send(
-    cluster: Cluster,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
-    queued: Arc<AtomicUsize>,
-) {
-    while let Some(out) = rx.recv().await {
-        match out {
-            Outgoing::Line(line) => {
-                queued.fetch_sub(1, Ordering::Relaxed);
-                let Some(subject) = subject(&line.app) else {
-                    continue;
-                };
-                let payload = serde_json::to_vec(&line).expect("a log line serializes");
-                if let Err(e) = cluster.client().publish(subject, payload.into()).await {
-                    tracing::debug!("sending a log line to {STREAM}: {e}");
-                }
-            }
-            Outgoing::Forget(app) => {
-                let Some(subject) = subject(&app) else {
-                    continue;
-                };
-                let mut headers = HeaderMap::new();
-                headers.insert("Nats-Rollup", "sub");
-                headers.insert(FORGET_HEADER, "1");
-                let purged = cluster
-                    .retry(format!("purge of {app}'s log lines"), || async {
-                        cluster
-                            .jetstream()
-                            .publish_with_headers(
-                                subject.clone(),
-                                headers.clone(),
-                                Default::default(),
-                            )
-                            .await?
-                            .await
-                    })
-                    .await;
-                if let Err(e) = purged {
-                    tracing::warn!("{e}: the destroyed app's lines stay in {STREAM}");
-                }
-            }
-        }
     }
 }

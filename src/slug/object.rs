@@ -235,4 +235,14 @@ mod tests {
             "SHA-256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU="
         );
     }
+
+    #[test]
+    fn a_cluster_failure_names_the_store_and_what_to_check() {
+        let e = cluster_err("download slug 1234567", "timed out").to_string();
+        assert_eq!(
+            e,
+            "the cluster's slug store (object store wdyno-slugs) could not download slug \
+             1234567: timed out; check that a majority of the NATS servers are up"
+        );
+    }
 }
