@@ -279,6 +279,7 @@ impl Platform {
                         capacity: cell.get().map(|m| m.capacity()).unwrap_or_default(),
                         started_at,
                         heartbeat_at: chrono::Utc::now(),
+                        up_since: started_at,
                     }
                 })
                 .await?;

@@ -217,14 +217,13 @@ async fn a_killed_hosts_dynos_run_on_the_others_within_15_s() {
     let before = hosts[0].json(&["releases", "-a", "probe"]);
     hosts[2].kill9();
     let killed = std::time::Instant::now();
-    let per = until("six web dynos on a and b", 15, || {
+    until("six web dynos on a and b", 15, || {
         let p = placed(&hosts[0], "probe");
         let web: Vec<_> = p.iter().filter(|(k, _)| k.starts_with("web.")).collect();
         (web.len() == 6 && web.iter().all(|(_, (h, s))| s == "up" && h != "c")).then_some(())
     })
     .await;
     let took = killed.elapsed();
-    let _ = per;
     eprintln!("failover: all six web dynos up on a and b {took:?} after kill -9 of c");
     for d in &hosts[..2] {
         reaches(d, "probe", &webs(6)).await;
@@ -272,4 +271,150 @@ async fn logs_tail_on_one_host_shows_a_line_a_dyno_on_another_printed() {
     assert!(line.contains(&format!("app[{run}]:")), "{line}");
     let _ = tail.kill();
     let _ = tail.wait();
+}
+
+/// A network namespace with a veth pair to this one: a host that can be
+/// cut off with `ip link set … down`. Removed on drop.
+struct Netns {
+    name: String,
+    outer: String,
+    /// This side's address, the namespace's.
+    here: std::net::IpAddr,
+    there: std::net::IpAddr,
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run ip: {e}"))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
+impl Netns {
+    fn new() -> Result<Netns, String> {
+        let n = std::process::id() % 200 + 20;
+        let ns = Netns {
+            name: format!("wdyno-c{n}"),
+            outer: format!("wdv{n}h"),
+            here: format!("10.77.{n}.1").parse().unwrap(),
+            there: format!("10.77.{n}.2").parse().unwrap(),
+        };
+        let inner = format!("wdv{n}c");
+        let _ = ip(&["netns", "del", &ns.name]);
+        let _ = ip(&["link", "del", &ns.outer]);
+        ip(&["netns", "add", &ns.name])?;
+        let (here, there) = (format!("{}/24", ns.here), format!("{}/24", ns.there));
+        let exec = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &ns.name, "ip"];
+            all.extend_from_slice(args);
+            ip(&all)
+        };
+        ip(&[
+            "link", "add", &ns.outer, "type", "veth", "peer", "name", &inner,
+        ])?;
+        ip(&["link", "set", &inner, "netns", &ns.name])?;
+        ip(&["addr", "add", &here, "dev", &ns.outer])?;
+        ip(&["link", "set", &ns.outer, "up"])?;
+        exec(&["addr", "add", &there, "dev", &inner])?;
+        exec(&["link", "set", &inner, "up"])?;
+        exec(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    fn cut(&self, down: bool) {
+        ip(&["link", "set", &self.outer, if down { "down" } else { "up" }]).unwrap();
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["link", "del", &self.outer]);
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// Every dyno of `app` the cluster's hosts list, by name: fails if one
+/// is listed twice.
+fn no_duplicates(d: &Daemon, app: &str) -> BTreeMap<String, (String, String)> {
+    let list = d.ps(app);
+    let mut by_name = BTreeMap::new();
+    for x in &list {
+        let name = x["name"].as_str().unwrap().to_owned();
+        let was = by_name.insert(
+            name.clone(),
+            (
+                x["host"].as_str().unwrap().to_owned(),
+                x["state"].as_str().unwrap().to_owned(),
+            ),
+        );
+        assert!(was.is_none(), "{name} runs twice: {list:?}");
+    }
+    by_name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_host_stops_its_dynos_they_run_elsewhere_and_healing_leaves_no_duplicate() {
+    let test = "a_cut_off_host_stops_its_dynos";
+    let Some(bin) = nats_server_or_skip(test) else {
+        return;
+    };
+    let ns = match Netns::new() {
+        Ok(ns) => ns,
+        Err(why) => return eprintln!("SKIP {test}: no network namespaces here: {why}"),
+    };
+    let nats = NatsCluster::start_on(&bin, 3, ns.here);
+    let here = ns.here.to_string();
+    let there = ns.there.to_string();
+    let mut hosts: Vec<Daemon> = ["a", "b"]
+        .iter()
+        .map(|h| {
+            let args = ["--cluster", &nats.urls(), "--host", h, "--bind", &here];
+            Daemon::start_wrapped(&[], ns.here, &args)
+        })
+        .collect();
+    let wrapper = ["ip", "netns", "exec", ns.name.as_str()];
+    let args = ["--cluster", &nats.urls(), "--host", "c", "--bind", &there];
+    hosts.push(Daemon::start_wrapped(&wrapper, ns.there, &args));
+    let app = probe_components();
+    hosts[0].create_and_deploy("probe", app.path());
+    hosts[0].cli(&["ps:scale", "web=6", "-a", "probe"]).ok();
+    let per = web_up(&hosts[0], "probe", 6, "").await;
+    assert_eq!(per.get("c"), Some(&2), "two web dynos on c: {per:?}");
+
+    ns.cut(true);
+    // c stops its dynos once its heartbeat lapses: it says so.
+    let lapsed = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = lapsed.saturating_duration_since(std::time::Instant::now());
+        let line = hosts[2]
+            .stderr
+            .recv_timeout(left)
+            .expect("host c never said its heartbeat lapsed");
+        if line.contains("stopping its dynos") {
+            break;
+        }
+    }
+    web_up(&hosts[0], "probe", 6, "c").await;
+    reaches(&hosts[1], "probe", &webs(6)).await;
+
+    ns.cut(false);
+    // Healed: c takes part again, its share moved back a dyno at a time,
+    // and no dyno ever runs on two hosts.
+    until("two web dynos on each host again, none twice", 60, || {
+        let all = no_duplicates(&hosts[0], "probe");
+        let on_c = all.values().filter(|(h, s)| h == "c" && s == "up").count();
+        (all.len() == 6 && on_c == 2 && all.values().all(|(_, s)| s == "up")).then_some(())
+    })
+    .await;
+    for d in &hosts {
+        reaches(d, "probe", &webs(6)).await;
+    }
 }

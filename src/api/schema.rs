@@ -255,6 +255,7 @@ pub struct Dyno {
     pub port: Option<u16>,
     /// wdyno: the host it runs on (in a cluster, where the scheduler
     /// placed it).
+    #[serde(default)]
     pub host: String,
 }
 

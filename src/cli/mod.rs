@@ -51,7 +51,7 @@ pub struct AppArg {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run the platform: control API, dyno manager, router, log bus.
-    Daemon(daemon::DaemonArgs),
+    Daemon(Box<daemon::DaemonArgs>),
     /// Build DIR and run its process types here, like `heroku local`.
     Local(local::LocalArgs),
     /// List apps.
@@ -280,7 +280,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
     let home = cli.home.clone();
     let json = cli.json;
     match cli.command {
-        Cmd::Daemon(args) => daemon::run(&home, args).await.map(|()| 0),
+        Cmd::Daemon(args) => daemon::run(&home, *args).await.map(|()| 0),
         Cmd::Local(args) => local::run(args).await,
         Cmd::Hook { which, app } => {
             if which != "pre-receive" {

@@ -54,17 +54,24 @@ pub fn dynos_text(dynos: &[Dyno], now: chrono::DateTime<chrono::Utc>) -> String 
     if dynos.is_empty() {
         return out;
     }
+    // Dynos of a cluster say where they run.
+    let hosts: std::collections::BTreeSet<&str> = dynos.iter().map(|d| d.host.as_str()).collect();
+    let on = |d: &Dyno| match hosts.len() > 1 {
+        true => format!(" on {}", d.host),
+        false => String::new(),
+    };
     let mut one_offs: Vec<&Dyno> = dynos.iter().filter(|d| d.process_type == "run").collect();
     one_offs.sort_by_key(|d| number(&d.name));
     if !one_offs.is_empty() {
         out += &format!("=== run: one-off processes ({})\n\n", one_offs.len());
         for d in one_offs {
             out += &format!(
-                "{} ({}): {} {}: {}\n",
+                "{} ({}): {} {}{}: {}\n",
                 d.name,
                 d.size,
                 d.state,
                 since(d),
+                on(d),
                 d.command
             );
         }
@@ -87,7 +94,7 @@ pub fn dynos_text(dynos: &[Dyno], now: chrono::DateTime<chrono::Utc>) -> String 
             .collect();
         out += &format!("=== {ty} ({}): {command} ({})\n\n", of[0].size, of.len());
         for d in of {
-            out += &format!("{}: {} {}\n", d.name, d.state, since(d));
+            out += &format!("{}: {} {}{}\n", d.name, d.state, since(d), on(d));
         }
         out += "\n";
     }
@@ -245,6 +252,7 @@ mod tests {
             process_type: ty,
             updated_at: now - chrono::Duration::seconds(secs_ago),
             port: None,
+            host: String::new(),
         }
     }
 

@@ -22,16 +22,25 @@ use crate::router::{Backend, RouteTable};
 const BUCKET: &str = "wdyno-dynos";
 /// How often a host looks whether its dynos changed.
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+/// Every this many ticks a host writes all its records again.
+const REWRITE_EVERY: u64 = 25;
 /// Remote backends' ids: apart from the manager's own (which count up
 /// from 1).
 const REMOTE_IDS: u64 = 1 << 62;
+
+/// One host's dynos of one app, and when the host wrote them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Record {
+    at: chrono::DateTime<chrono::Utc>,
+    dynos: Vec<DynoInfo>,
+}
 
 /// The cluster's dynos, kept current.
 pub struct Dynos {
     membership: Arc<Membership>,
     kv: kv::Store,
     /// `(app, host)` → its dynos there.
-    records: Mutex<HashMap<(String, String), Vec<DynoInfo>>>,
+    records: Mutex<HashMap<(String, String), Record>>,
     /// A remote dyno instance's backend id (its host, name and start).
     ids: Mutex<HashMap<(String, String, String, i64), u64>>,
     next_id: AtomicU64,
@@ -59,28 +68,46 @@ impl Dynos {
             .lock()
             .expect("dynos lock")
             .iter()
-            .filter(|((a, h), _)| a == app && h != me && up.contains_key(h))
-            .map(|((_, h), d)| (h.clone(), d.clone()))
+            .filter(|((a, h), r)| {
+                a == app && h != me && up.get(h).is_some_and(|u| r.at >= u.up_since)
+            })
+            .map(|((_, h), r)| (h.clone(), r.dynos.clone()))
             .collect()
     }
 
     /// How many dynos each up host runs.
     pub fn counts(&self) -> BTreeMap<String, usize> {
         let mut n = BTreeMap::new();
-        for ((_, h), d) in self.records.lock().expect("dynos lock").iter() {
-            *n.entry(h.clone()).or_default() += d.len();
+        for ((_, h), r) in self.records.lock().expect("dynos lock").iter() {
+            *n.entry(h.clone()).or_default() += r.dynos.len();
         }
         n
     }
 
-    /// Writes this host's dynos of each app whenever they change.
+    /// Writes this host's dynos of each app whenever they change, each
+    /// record stamped with when it was written: a write queued while the
+    /// host was cut off may reach the servers after it is back, and
+    /// readers know it for stale by its stamp (older than the host's
+    /// `up_since`).
     pub async fn publish(self: Arc<Self>, manager: Arc<Manager>) {
         let me = self.membership.me().to_owned();
+        // What the bucket holds of this host, as far as it knows.
         let mut last: HashMap<String, Vec<u8>> = HashMap::new();
         let mut tick = tokio::time::interval(PUBLISH_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renewed = self.membership.renewed();
+        let mut ticks = 0u64;
         loop {
             tick.tick().await;
+            ticks += 1;
+            // Now and then, and whenever it renews after a lapse, this
+            // host writes everything again, changed or not.
+            if ticks.is_multiple_of(REWRITE_EVERY) || renewed.has_changed().unwrap_or(false) {
+                renewed.borrow_and_update();
+                for body in last.values_mut() {
+                    body.clear();
+                }
+            }
             let mut now: HashMap<String, Vec<u8>> = HashMap::new();
             for app in manager.apps() {
                 let Ok(name) = crate::names::AppName::parse(&app) else {
@@ -91,26 +118,31 @@ impl Dynos {
                     now.insert(app, serde_json::to_vec(&ps).expect("dynos serialize"));
                 }
             }
-            let mut failed = Vec::new();
             for (app, body) in &now {
-                if last.get(app) != Some(body) {
-                    let key = format!("{app}.{me}");
-                    if self.kv.put(&key, body.clone().into()).await.is_err() {
-                        failed.push(app.clone());
-                    }
+                if last.get(app) == Some(body) {
+                    continue;
                 }
-            }
-            for app in last.keys().filter(|a| !now.contains_key(*a)) {
-                let _ = self.kv.delete(format!("{app}.{me}")).await;
-            }
-            // Not written: tried again next tick.
-            for app in failed {
-                match last.get(&app) {
-                    Some(old) => now.insert(app, old.clone()),
-                    None => now.remove(&app),
+                let record = Record {
+                    at: chrono::Utc::now(),
+                    dynos: serde_json::from_slice(body).expect("dynos deserialize"),
+                };
+                let bytes = serde_json::to_vec(&record).expect("records serialize");
+                match self.kv.put(format!("{app}.{me}"), bytes.into()).await {
+                    Ok(_) => last.insert(app.clone(), body.clone()),
+                    // Tried again next tick.
+                    Err(_) => last.insert(app.clone(), Vec::new()),
                 };
             }
-            last = now;
+            let gone: Vec<String> = last
+                .keys()
+                .filter(|a| !now.contains_key(*a))
+                .cloned()
+                .collect();
+            for app in gone {
+                if self.kv.delete(format!("{app}.{me}")).await.is_ok() {
+                    last.remove(&app);
+                }
+            }
         }
     }
 
@@ -132,10 +164,11 @@ impl Dynos {
                     Some(Ok(entry)) => {
                         let Some((app, host)) = entry.key.split_once('.') else { continue };
                         let key = (app.to_owned(), host.to_owned());
-                        let dynos = match entry.operation {
-                            kv::Operation::Put => serde_json::from_slice(&entry.value).unwrap_or_default(),
-                            _ => Vec::new(),
+                        let record = match entry.operation {
+                            kv::Operation::Put => serde_json::from_slice(&entry.value).ok(),
+                            _ => None,
                         };
+                        let dynos = record.unwrap_or(Record { at: chrono::DateTime::UNIX_EPOCH, dynos: Vec::new() });
                         self.records.lock().expect("dynos lock").insert(key, dynos);
                         self.route(&routes, app);
                     }
@@ -146,13 +179,17 @@ impl Dynos {
                     if r.is_err() {
                         return;
                     }
-                    let apps: Vec<String> = self
-                        .records
-                        .lock()
-                        .expect("dynos lock")
-                        .keys()
-                        .map(|(a, _)| a.clone())
-                        .collect();
+                    // A host that went down forgets nothing it can tell:
+                    // its records are dropped, and it writes them afresh
+                    // once it is back (its dynos stopped when it lapsed).
+                    let up = self.membership.up();
+                    let me = self.membership.me().to_owned();
+                    let apps: Vec<String> = {
+                        let mut records = self.records.lock().expect("dynos lock");
+                        let apps = records.keys().map(|(a, _)| a.clone()).collect();
+                        records.retain(|(_, h), _| *h == me || up.contains_key(h));
+                        apps
+                    };
                     for app in apps {
                         self.route(&routes, &app);
                     }
@@ -165,17 +202,20 @@ impl Dynos {
     fn route(&self, routes: &RouteTable, app: &str) {
         let up = self.membership.up();
         let me = self.membership.me();
-        let per_host: Vec<(String, Vec<DynoInfo>)> = self
+        let per_host: Vec<(String, Record)> = self
             .records
             .lock()
             .expect("dynos lock")
             .iter()
             .filter(|((a, h), _)| a == app && h != me)
-            .map(|((_, h), d)| (h.clone(), d.clone()))
+            .map(|((_, h), r)| (h.clone(), r.clone()))
             .collect();
-        for (host, dynos) in per_host {
+        routes.keep_remote(app, |h| up.contains_key(h));
+        for (host, written) in per_host {
             let backends = match up.get(&host) {
-                Some(record) => dynos
+                // Written before the host's latest lapse: stale.
+                Some(record) if written.at >= record.up_since => written
+                    .dynos
                     .iter()
                     .filter(|d| d.process_type == "web" && d.state == "up")
                     .map(|d| Backend {
@@ -189,7 +229,7 @@ impl Dynos {
                         pool: Arc::default(),
                     })
                     .collect(),
-                None => Vec::new(),
+                _ => Vec::new(),
             };
             routes.set_remote(app, &host, backends);
         }

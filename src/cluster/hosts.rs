@@ -47,6 +47,10 @@ pub struct HostRecord {
     pub capacity: CapacityUse,
     pub started_at: DateTime<Utc>,
     pub heartbeat_at: DateTime<Utc>,
+    /// Since when it takes part without a lapse: what it wrote before is
+    /// stale (set by [`Membership`]).
+    #[serde(default)]
+    pub up_since: DateTime<Utc>,
 }
 
 /// A host as this one sees it.
@@ -72,6 +76,8 @@ pub struct Membership {
     changed: watch::Sender<u64>,
     /// Whether this host renewed its heartbeat within [`LAPSE`].
     renewed: watch::Sender<bool>,
+    /// When it last began taking part (joined, or renewed after a lapse).
+    up_since: Mutex<DateTime<Utc>>,
     stop: CancellationToken,
 }
 
@@ -87,11 +93,13 @@ impl Membership {
             hosts: Mutex::new(BTreeMap::new()),
             changed: watch::channel(0).0,
             renewed: watch::channel(false).0,
+            up_since: Mutex::new(Utc::now()),
             stop: CancellationToken::new(),
         });
         // The first beat before anything runs: a host that cannot write
         // its record cannot take part.
-        let first = record();
+        let mut first = record();
+        first.up_since = *me.up_since.lock().expect("hosts lock");
         let body = serde_json::to_vec(&first).expect("host records serialize");
         cluster
             .retry("heartbeat", || kv.put(&me.me, body.clone().into()))
@@ -208,6 +216,11 @@ impl Membership {
                     let ok = last_ok.lock().expect("beat lock").elapsed() < LAPSE;
                     me.renewed.send_if_modified(|r| {
                         let flip = *r != ok;
+                        // Lapsing ends this host's part, renewing starts a
+                        // new one: what it wrote before either is stale.
+                        if flip {
+                            *me.up_since.lock().expect("hosts lock") = Utc::now();
+                        }
                         if flip {
                             match ok {
                                 true => tracing::info!("heartbeat renewed: this host takes part again"),
@@ -227,7 +240,9 @@ impl Membership {
                 _ = tick.tick() => {}
                 _ = self.stop.cancelled() => break,
             }
-            let body = serde_json::to_vec(&record()).expect("host records serialize");
+            let mut r = record();
+            r.up_since = *self.up_since.lock().expect("hosts lock");
+            let body = serde_json::to_vec(&r).expect("host records serialize");
             match tokio::time::timeout(BEAT_EVERY, kv.put(&self.me, body.into())).await {
                 Ok(Ok(_)) => *last_ok.lock().expect("beat lock") = Instant::now(),
                 Ok(Err(e)) => tracing::debug!("heartbeat: {e}"),

@@ -98,7 +98,7 @@ impl Assignments {
 
     /// Reads every assignment; returns the apps whose changed.
     async fn reload(&self) -> Vec<String> {
-        let Ok(keys) = self.kv.keys().await else {
+        let Ok(Ok(keys)) = tokio::time::timeout(super::CALL_TIMEOUT, self.kv.keys()).await else {
             return Vec::new();
         };
         let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
@@ -125,6 +125,7 @@ impl Assignments {
     /// app whose changed; wakes every app when this host lapses or
     /// renews.
     pub async fn follow(self: Arc<Self>, manager: Arc<Manager>) {
+        tokio::spawn(self.clone().shed_on_lapse(manager.clone()));
         let mut renewed = self.membership.renewed();
         let mut reload = tokio::time::interval(RELOAD);
         let mut watch = None;
@@ -163,15 +164,36 @@ impl Assignments {
                     if r.is_err() {
                         return;
                     }
-                    // Back after a lapse: what was assigned here may be
-                    // elsewhere now.
-                    self.reload().await;
+                    // Back after a lapse: only what is assigned here now.
+                    if *renewed.borrow_and_update() {
+                        self.reload().await;
+                    }
                     self.map.read().expect("assignments lock").keys().cloned().collect()
                 }
             };
             for app in changed {
                 if let Ok(app) = AppName::parse(&app) {
                     manager.request(&app);
+                }
+            }
+        }
+    }
+}
+
+impl Assignments {
+    /// The moment this host lapses, nothing here is its any more (its
+    /// dynos are being placed elsewhere) and the ledger may be out of
+    /// reach: its dynos stop at once, whatever the other loops wait on.
+    async fn shed_on_lapse(self: Arc<Self>, manager: Arc<Manager>) {
+        let mut renewed = self.membership.renewed();
+        while renewed.changed().await.is_ok() {
+            if *renewed.borrow_and_update() {
+                continue;
+            }
+            self.map.write().expect("assignments lock").clear();
+            for app in manager.apps() {
+                if let Ok(app) = AppName::parse(&app) {
+                    manager.shed(&app);
                 }
             }
         }

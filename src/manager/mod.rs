@@ -380,6 +380,28 @@ impl Manager {
         Ok(())
     }
 
+    /// Stops every formation dyno of `app` that its scope no longer
+    /// holds, without reading the ledger: what a cluster host cut off from
+    /// it does when its heartbeat lapses.
+    pub fn shed(self: &Arc<Self>, app: &AppName) {
+        let Some(lp) = self.existing_loop(app) else {
+            return;
+        };
+        let mut state = lp.lock();
+        let out: Vec<DynoName> = state
+            .dynos
+            .keys()
+            .filter(|n| !self.scope.runs_here(app, n))
+            .cloned()
+            .collect();
+        for name in out {
+            if let Some(slot) = state.dynos.remove(&name) {
+                state.leaving.push(slot.dyno.clone());
+                self.retire(app, slot);
+            }
+        }
+    }
+
     /// Runs a one-off dyno (`run.N`, or `release.N` for the release phase)
     /// of `release` and returns it; it ends `down`.
     pub async fn run_one_off(

@@ -183,6 +183,17 @@ impl RouteTable {
         }
     }
 
+    /// Takes out every [`DynoAddr::Remote`] backend of `app` whose host
+    /// `keep` refuses (a host gone down).
+    pub fn keep_remote(&self, app: &str, keep: impl Fn(&str) -> bool) {
+        let mut t = self.inner.write().expect("route table lock");
+        if let Some(routes) = t.get_mut(app) {
+            routes
+                .backends
+                .retain(|b| !matches!(&b.addr, DynoAddr::Remote { host, .. } if !keep(host)));
+        }
+    }
+
     /// The up web dyno `dyno` of `app` that runs on this host (a request
     /// another host's router handed over).
     pub fn local(&self, app: &str, dyno: &str) -> Option<Backend> {

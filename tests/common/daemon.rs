@@ -12,6 +12,10 @@ pub struct Daemon {
     child: Option<Child>,
     pub home: tempfile::TempDir,
     pub router: u16,
+    /// The address its router listens on (`--bind`).
+    pub router_ip: std::net::IpAddr,
+    /// A command the daemon runs under (`ip netns exec NS`), if any.
+    wrapper: Vec<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
     pub stderr: mpsc::Receiver<String>,
@@ -61,7 +65,19 @@ impl Daemon {
         Daemon::start_in(cache, &[], &[])
     }
 
+    /// A daemon run under `wrapper` (`["ip", "netns", "exec", NS]`) whose
+    /// router listens on `router_ip` (pass `--bind` in `extra`).
+    pub fn start_wrapped(wrapper: &[&str], router_ip: std::net::IpAddr, extra: &[&str]) -> Daemon {
+        let mut d = Daemon::start_full(&build_cache(), wrapper, extra, &[]);
+        d.router_ip = router_ip;
+        d
+    }
+
     fn start_in(cache: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_full(cache, &[], extra, env)
+    }
+
+    fn start_full(cache: &Path, wrapper: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let home = tempfile::tempdir().unwrap();
         let mut args: Vec<String> = [
             "daemon",
@@ -86,11 +102,14 @@ impl Daemon {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (child, router, stderr) = spawn(home.path(), &args, &env);
+        let wrapper: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
+        let (child, router, stderr) = spawn(&wrapper, home.path(), &args, &env);
         Daemon {
             child: Some(child),
             home,
             router,
+            router_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            wrapper,
             args,
             env,
             stderr,
@@ -142,7 +161,7 @@ impl Daemon {
 
     /// `GET path` through the router for `app`.
     pub async fn get(&self, app: &str, path: &str) -> (u16, String) {
-        let mut c = super::Client::connect(self.router).await;
+        let mut c = super::Client::connect_to((self.router_ip, self.router).into()).await;
         c.get_host(&format!("{app}.localhost"), path).await
     }
 
@@ -237,7 +256,7 @@ impl Daemon {
         if self.child.is_some() {
             self.stop();
         }
-        let (child, router, stderr) = spawn(self.home.path(), &self.args, &self.env);
+        let (child, router, stderr) = spawn(&self.wrapper, self.home.path(), &self.args, &self.env);
         self.child = Some(child);
         self.router = router;
         self.stderr = stderr;
@@ -245,11 +264,19 @@ impl Daemon {
 }
 
 fn spawn(
+    wrapper: &[String],
     home: &Path,
     args: &[String],
     env: &[(String, String)],
 ) -> (Child, u16, mpsc::Receiver<String>) {
-    let mut cmd = Command::new(WDYNO);
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(WDYNO);
+            c
+        }
+        None => Command::new(WDYNO),
+    };
     for (k, v) in env {
         if v.is_empty() {
             cmd.env_remove(k);

@@ -411,9 +411,11 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(port: u16) -> Client {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
+        Client::connect_to((std::net::Ipv4Addr::LOCALHOST, port).into()).await
+    }
+
+    pub async fn connect_to(addr: std::net::SocketAddr) -> Client {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
             .await
             .unwrap();

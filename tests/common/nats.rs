@@ -70,6 +70,7 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 }
 
 pub struct NatsServer {
+    pub ip: std::net::IpAddr,
     pub client_port: u16,
     pub cluster_port: u16,
     dir: PathBuf,
@@ -78,7 +79,10 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.client_port)
+        format!(
+            "nats://{}",
+            std::net::SocketAddr::from((self.ip, self.client_port))
+        )
     }
 
     /// `kill -9`.
@@ -106,11 +110,19 @@ pub struct NatsCluster {
     _dir: tempfile::TempDir,
     bin: PathBuf,
     routes: String,
+    /// Where clients reach the servers.
+    ip: std::net::IpAddr,
 }
 
 impl NatsCluster {
     /// Starts `n` servers and waits until each accepts connections.
     pub fn start(bin: &std::path::Path, n: usize) -> NatsCluster {
+        NatsCluster::start_on(bin, n, std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// As [`NatsCluster::start`], clients served on `ip` (routes stay on
+    /// loopback).
+    pub fn start_on(bin: &std::path::Path, n: usize, ip: std::net::IpAddr) -> NatsCluster {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(2 * n);
         let routes = (0..n)
@@ -122,11 +134,13 @@ impl NatsCluster {
             _dir: dir,
             bin: bin.to_owned(),
             routes,
+            ip,
         };
         for i in 0..n {
             let sdir = cluster._dir.path().join(format!("n{i}"));
             std::fs::create_dir_all(&sdir).unwrap();
             let mut s = NatsServer {
+                ip,
                 client_port: ports[i],
                 cluster_port: ports[n + i],
                 dir: sdir,
@@ -136,7 +150,7 @@ impl NatsCluster {
             cluster.servers.push(s);
         }
         for s in &cluster.servers {
-            wait_port(s.client_port);
+            wait_port(ip, s.client_port);
         }
         cluster
     }
@@ -151,9 +165,9 @@ impl NatsCluster {
             String::new()
         };
         let conf = format!(
-            "server_name: n{i}\nlisten: 127.0.0.1:{}\njetstream {{\n  store_dir: \"{}\"\n  \
+            "server_name: n{i}\nlisten: \"{}\"\njetstream {{\n  store_dir: \"{}\"\n  \
              sync_interval: always\n}}\n{cluster_block}",
-            s.client_port,
+            std::net::SocketAddr::from((self.ip, s.client_port)),
             s.dir.join("js").display()
         );
         let path = s.dir.join("nats.conf");
@@ -175,6 +189,7 @@ impl NatsCluster {
         let mut s = std::mem::replace(
             &mut self.servers[i],
             NatsServer {
+                ip: self.ip,
                 client_port: 0,
                 cluster_port: 0,
                 dir: PathBuf::new(),
@@ -182,7 +197,7 @@ impl NatsCluster {
             },
         );
         self.spawn(&mut s, i, n);
-        wait_port(s.client_port);
+        wait_port(self.ip, s.client_port);
         self.servers[i] = s;
     }
 
@@ -201,9 +216,9 @@ impl NatsCluster {
     }
 }
 
-fn wait_port(port: u16) {
+fn wait_port(ip: std::net::IpAddr, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while std::net::TcpStream::connect((ip, port)).is_err() {
         assert!(
             Instant::now() < deadline,
             "nats-server on port {port} did not start in 20 s"
