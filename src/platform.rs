@@ -561,10 +561,20 @@ impl Platform {
         &self,
         c: &ClusterParts,
     ) -> Result<Vec<tokio::task::JoinHandle<()>>, PlatformError> {
-        // Dynos reach no NATS server's and no other host's port.
+        // Dynos reach no NATS server's and no host's port: their
+        // addresses are fenced as this host's own are.
         for s in &c.servers {
-            if let Some(port) = url::Url::parse(s).ok().and_then(|u| u.port()) {
-                self.ports.reserve(port);
+            let Some((host, port)) = url::Url::parse(s)
+                .ok()
+                .and_then(|u| Some((u.host_str()?.to_owned(), u.port().unwrap_or(4222))))
+            else {
+                continue;
+            };
+            self.ports.reserve(port);
+            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(addrs) => addrs.for_each(|a| self.ports.fence(a.ip())),
+                Err(e) => tracing::warn!("resolving the NATS server {s}: {e}"),
             }
         }
         let manager = self.service.manager().clone();
@@ -585,6 +595,9 @@ impl Platform {
                 for (_, h) in membership.hosts() {
                     for a in [h.record.router, h.record.peer, h.record.api] {
                         ports.reserve(a.port());
+                        if !a.ip().is_unspecified() {
+                            ports.fence(a.ip());
+                        }
                     }
                 }
                 if changed.changed().await.is_err() {

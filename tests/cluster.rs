@@ -418,3 +418,72 @@ async fn a_cut_off_host_stops_its_dynos_they_run_elsewhere_and_healing_leaves_no
         reaches(d, "probe", &webs(6)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dyno_reaches_no_nats_router_peer_or_api_port_of_the_cluster() {
+    let test = "a_dyno_reaches_no_nats_router_peer_or_api_port";
+    let Some(bin) = nats_server_or_skip(test) else {
+        return;
+    };
+    // Off loopback (which is fenced anyway): the servers and hosts on
+    // the address of a veth, as on a network.
+    let ns = match Netns::new() {
+        Ok(ns) => ns,
+        Err(why) => return eprintln!("SKIP {test}: no network namespaces here: {why}"),
+    };
+    let nats = NatsCluster::start_on(&bin, 3, ns.here);
+    let here = ns.here.to_string();
+    let hosts: Vec<Daemon> = ["a", "b"]
+        .iter()
+        .map(|h| {
+            let args = ["--cluster", &nats.urls(), "--host", h, "--bind", &here];
+            Daemon::start_wrapped(&[], ns.here, &args)
+        })
+        .collect();
+    let app = common::probe_app::probe_slug("web: bin/web\nworker: bin/worker\n");
+    hosts[0].create_and_deploy("nosy", app.path());
+    // Each host's record carries its ports once it has bound them.
+    let listed = until("both hosts listed with their ports", 30, || {
+        let l = hosts[0].json(&["hosts"]);
+        let ready = l.as_array().unwrap().iter().filter(|h| {
+            h["state"] == "up" && h["addresses"]["peer"].as_str().is_some_and(|p| !p.ends_with(":0"))
+        });
+        (ready.count() == 2).then_some(l)
+    })
+    .await;
+    let mut targets: Vec<String> = Vec::new();
+    for h in listed.as_array().unwrap() {
+        for port in ["router", "peer", "api"] {
+            targets.push(h["addresses"][port].as_str().unwrap().to_owned());
+        }
+    }
+    for s in &nats.servers {
+        targets.push(format!("{}:{}", ns.here, s.client_port));
+        targets.push(format!("{}:{}", ns.here, s.cluster_port));
+    }
+    assert_eq!(targets.len(), 12);
+    let mut argv = vec!["bin/worker".to_owned()];
+    for (i, t) in targets.iter().enumerate() {
+        if i > 0 {
+            argv.push(",".into());
+        }
+        argv.push("connect".into());
+        argv.push(t.clone());
+    }
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    for d in &hosts {
+        let name = d.run_detached("nosy", &argv);
+        let lines = until("the one-off's output", 30, || {
+            let l = common::probe_app::app_log(d, "nosy", &["--ps", &name, "--source", "app"]);
+            (l.len() >= targets.len()).then_some(l)
+        })
+        .await;
+        assert_eq!(lines.len(), targets.len(), "{lines:?}");
+        for (l, t) in lines.iter().zip(&targets) {
+            assert!(
+                l.ends_with(&format!("app[{name}]: error: PermissionDenied")),
+                "connect {t}: {l}"
+            );
+        }
+    }
+}

@@ -8,7 +8,7 @@ use super::dynos::Dynos;
 use super::hosts::Membership;
 use crate::manager::DynoInfo;
 use crate::names::AppName;
-use crate::service::{HostInfo, Peers};
+use crate::service::{HostAddresses, HostInfo, Peers};
 
 pub struct ClusterPeers {
     pub membership: Arc<Membership>,
@@ -24,7 +24,15 @@ impl Peers for ClusterPeers {
             .into_iter()
             .map(|(name, seen)| HostInfo {
                 state: if seen.is_up(now) { "up" } else { "down" },
-                dynos: counts.get(&name).copied().unwrap_or(0),
+                dynos: match seen.is_up(now) {
+                    true => counts.get(&name).copied().unwrap_or(0),
+                    false => 0,
+                },
+                addresses: Some(HostAddresses {
+                    router: seen.record.router,
+                    peer: seen.record.peer,
+                    api: seen.record.api,
+                }),
                 heartbeat_at: seen.record.heartbeat_at,
                 capacity: seen.record.capacity,
                 name,

@@ -5,10 +5,13 @@
 //! connect to a reserved port or to another dyno's port — whatever address
 //! it names, since all of them are this host. Host-only addresses (loopback,
 //! link-local) are fenced off entirely, except for the ports the operator
-//! opens to dynos (`--allow-host-port`, a local database say).
+//! opens to dynos (`--allow-host-port`, a local database say). In a
+//! cluster, the addresses of its NATS servers and of every host are fenced
+//! the same way: a dyno reaches none of their ports (NATS client and route
+//! ports, routers, peer ports, APIs), whatever it knows of them.
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::sync::{Arc, Mutex};
 
 /// The platform's book of ports. Cheap to clone.
@@ -25,6 +28,8 @@ struct Book {
     dynos: HashSet<u16>,
     /// Host-only ports the operator opened to every dyno.
     host: HashSet<u16>,
+    /// Addresses fenced as host-only ones are: a cluster's machines.
+    fenced: HashSet<IpAddr>,
 }
 
 /// A dyno's `$PORT`, given back to the book when dropped.
@@ -64,6 +69,17 @@ impl PortBook {
     /// Marks a platform port (API, router) as off limits to every dyno.
     pub fn reserve(&self, port: u16) {
         self.lock().reserved.insert(port);
+    }
+
+    /// Fences `ip` off as a host-only address: a cluster's server or host.
+    pub fn fence(&self, ip: IpAddr) {
+        self.lock().fenced.insert(ip.to_canonical());
+    }
+
+    /// Whether `ip` was fenced off ([`PortBook::fence`]).
+    pub fn is_fenced(&self, ip: IpAddr) -> bool {
+        let book = self.lock();
+        !book.fenced.is_empty() && book.fenced.contains(&ip.to_canonical())
     }
 
     /// Opens a host-only port (one on loopback, say) to every dyno.

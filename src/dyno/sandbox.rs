@@ -347,7 +347,7 @@ pub fn socket_allowed(
         }
         SocketAddrUse::TcpAccept | SocketAddrUse::UdpReceive => true,
         SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => {
-            if host_only(addr.ip()) {
+            if host_only(addr.ip()) || ports.is_fenced(addr.ip()) {
                 (egress && own == Some(port))
                     || (ports.host_port_allowed(port) && ports.may_connect(own, port))
             } else {

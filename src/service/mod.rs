@@ -67,6 +67,9 @@ pub struct HostInfo {
     pub state: &'static str,
     /// Dynos it runs.
     pub dynos: usize,
+    /// Where other hosts reach it (a cluster's hosts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<HostAddresses>,
     pub heartbeat_at: chrono::DateTime<chrono::Utc>,
     pub capacity: CapacityUse,
 }
@@ -77,6 +80,14 @@ pub trait Peers: Send + Sync {
     fn hosts(&self) -> Vec<HostInfo>;
     /// `app`'s dynos on the other hosts that are up.
     fn dynos_elsewhere(&self, app: &AppName) -> Vec<DynoInfo>;
+}
+
+/// A cluster host's ports, as the others reach them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostAddresses {
+    pub router: std::net::SocketAddr,
+    pub peer: std::net::SocketAddr,
+    pub api: std::net::SocketAddr,
 }
 
 /// The platform's operations. Cheap to share (`Arc<Service>`).
@@ -484,6 +495,7 @@ impl Service {
             name: self.manager.host().name(),
             state: "up",
             dynos: self.manager.capacity().running as usize,
+            addresses: None,
             heartbeat_at: chrono::Utc::now(),
             capacity: self.manager.capacity(),
         }]

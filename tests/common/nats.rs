@@ -120,13 +120,12 @@ impl NatsCluster {
         NatsCluster::start_on(bin, n, std::net::Ipv4Addr::LOCALHOST.into())
     }
 
-    /// As [`NatsCluster::start`], clients served on `ip` (routes stay on
-    /// loopback).
+    /// As [`NatsCluster::start`], on `ip` (clients and routes).
     pub fn start_on(bin: &std::path::Path, n: usize, ip: std::net::IpAddr) -> NatsCluster {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(2 * n);
         let routes = (0..n)
-            .map(|i| format!("nats-route://127.0.0.1:{}", ports[n + i]))
+            .map(|i| format!("nats-route://{}", std::net::SocketAddr::from((ip, ports[n + i]))))
             .collect::<Vec<_>>()
             .join(", ");
         let mut cluster = NatsCluster {
@@ -158,8 +157,9 @@ impl NatsCluster {
     fn spawn(&self, s: &mut NatsServer, i: usize, n: usize) {
         let cluster_block = if n > 1 {
             format!(
-                "cluster {{\n  name: wdyno-test\n  listen: 127.0.0.1:{}\n  routes: [{}]\n}}\n",
-                s.cluster_port, self.routes
+                "cluster {{\n  name: wdyno-test\n  listen: \"{}\"\n  routes: [{}]\n}}\n",
+                std::net::SocketAddr::from((self.ip, s.cluster_port)),
+                self.routes
             )
         } else {
             String::new()
