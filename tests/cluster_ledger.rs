@@ -561,6 +561,7 @@ async fn killing_the_stream_leader_mid_burst_keeps_versions_gap_free() {
             }
             Err(e) => {
                 failed += 1;
+                eprintln!("{d} (stored {times} times): {e}");
                 assert!(matches!(e, LedgerError::NotCommitted { .. }), "{e:?}");
                 assert!(times <= 1, "{d} failed, stored {times} times");
                 if e.to_string().contains("Nothing was changed") {

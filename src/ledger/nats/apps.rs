@@ -188,7 +188,7 @@ impl NatsLedger {
     pub async fn apps(&self) -> Result<Vec<App>> {
         self.read(move || async move {
             let mut apps = Vec::new();
-            for key in self.bucket.keys("head.").await? {
+            for key in self.bucket.keys_under("head").await? {
                 if let Some(bytes) = self.bucket.get(&key).await?.value {
                     apps.push(decode::<Head>(&key, &bytes)?.app);
                 }
