@@ -574,3 +574,104 @@ async fn killing_the_stream_leader_mid_burst_keeps_versions_gap_free() {
     assert!(ok >= 9, "the writes before the kill");
     assert_eq!(first.current(&a).await.unwrap().version, n);
 }
+
+/// What a writer that died between its two writes leaves: release `v` of
+/// `app` created in the bucket, its head not moved.
+async fn leave_record(kv: &async_nats::jetstream::kv::Store, a: &AppName, r: &Release) {
+    let head: serde_json::Value =
+        serde_json::from_slice(&kv.get(format!("head.{a}")).await.unwrap().unwrap()).unwrap();
+    let inc = head["incarnation"].as_str().unwrap();
+    let record = serde_json::json!({ "change": "died-midway", "value": r });
+    let key = format!("release.{a}.{inc}.{}", r.version);
+    kv.create(key, serde_json::to_vec(&record).unwrap().into())
+        .await
+        .unwrap();
+}
+
+async fn head_last(kv: &async_nats::jetstream::kv::Store, a: &AppName) -> u64 {
+    let bytes = kv.get(format!("head.{a}")).await.unwrap().unwrap();
+    let head: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    head["last"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_left_by_a_writer_that_died_midway_is_committed() {
+    let Some(bin) = nats_server_or_skip("a_release_left_by_a_writer_that_died_midway") else {
+        return;
+    };
+    let nats = NatsCluster::start(&bin, 3);
+    let cluster = connect(&nats.urls(), "raw").await;
+    let kv = cluster.kv("wdyno-ledger", Duration::ZERO).await.unwrap();
+    let l = NatsLedger::open(&cluster).await.unwrap();
+    let other = ledger(&nats.servers[2].url(), "other").await;
+    let a = app("orphan");
+    l.create_app(&a).await.unwrap();
+    let v1 = deploy(&l, &a, 1).await;
+    let mut changes = other.watch().await.unwrap();
+
+    let mut config = v1.config.clone();
+    config.insert("DEAD".into(), "1".into());
+    let v2 = Release {
+        version: 2,
+        config,
+        description: "Set DEAD config vars".into(),
+        ..v1.clone()
+    };
+    leave_record(&kv, &a, &v2).await;
+    let seen = tokio::time::timeout(Duration::from_secs(10), changes.next()).await;
+    assert_eq!(seen.unwrap(), Some(a.clone()), "watchers hear of it");
+    assert_eq!(head_last(&kv, &a).await, 1, "the head was never moved");
+    assert_eq!(other.current(&a).await.unwrap(), v2, "readers roll forward");
+    assert_eq!(versions(&other.releases(&a).await.unwrap()), [1, 2]);
+    let v3 = other.set_config(&a, &set("NEXT", "2"), &[]).await.unwrap();
+    assert_eq!(v3.version, 3);
+    assert_eq!(
+        v3.config.get("DEAD").map(String::as_str),
+        Some("1"),
+        "built on v2"
+    );
+    assert_eq!(
+        head_last(&kv, &a).await,
+        3,
+        "the next writer moved the head"
+    );
+
+    // A release phase its writer never got to run: pending, so nothing
+    // else is appended until recover fails it.
+    let v4 = Release {
+        version: 4,
+        status: Status::Pending,
+        description: "Deploy 9".into(),
+        ..v3.clone()
+    };
+    leave_record(&kv, &a, &v4).await;
+    let busy = l.set_config(&a, &set("LATE", "x"), &[]).await;
+    assert!(
+        matches!(busy, Err(LedgerError::ReleaseInProgress(4))),
+        "{busy:?}"
+    );
+    assert_eq!(l.current(&a).await.unwrap().version, 3);
+    assert_eq!(other.recover().await.unwrap(), [(a.clone(), 4)]);
+    assert_eq!(l.release(&a, 4).await.unwrap().status, Status::Failed);
+    assert_eq!(
+        l.set_config(&a, &set("LATE", "x"), &[])
+            .await
+            .unwrap()
+            .version,
+        5
+    );
+
+    // A record of a destroyed incarnation is nobody's.
+    let stale = Release {
+        version: 6,
+        ..v3.clone()
+    };
+    let record = serde_json::json!({ "change": "late", "value": stale });
+    kv.create(
+        format!("release.{a}.0123456789abcdef.6"),
+        serde_json::to_vec(&record).unwrap().into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(versions(&l.releases(&a).await.unwrap()), [1, 2, 3, 4, 5]);
+}
