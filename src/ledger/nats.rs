@@ -37,14 +37,31 @@
 //! `ended` names it. Builds use the same create-then-roll-forward scheme
 //! on the build counter.
 //!
+//! **Committed** means acknowledged by the stream, i.e. stored by a
+//! majority of its servers: for a new release or build, its record's
+//! create; for anything else (`finish_release`, `scale`, `update_app`,
+//! `destroy_app`), the head's compare-and-set (a delete, for a destroy).
+//! A call returns `Ok` only once its change is committed.
+//!
 //! **When the cluster does not answer** (a minority of servers left, a
 //! leader election), a change retries for about one call timeout, then
 //! fails with [`LedgerError::NotCommitted`]. Each change carries a random
 //! id, stored in its record and in the head's `recent` list, so a writer
 //! whose call timed out reads back and tells whether it landed rather than
-//! doing it twice. Only a write that timed out at the deadline is left
-//! undecided (it may still be applied when a quorum returns); the error
-//! then says so.
+//! doing it twice (a retried create of the same version, or compare-and-set
+//! of the same revision, cannot land twice). Only a write whose answer was
+//! lost and could not be read back before the deadline is left undecided
+//! (a quorum that comes back may still apply it); the error then says so,
+//! and otherwise says that nothing was changed.
+//!
+//! Limits: reads go to the stream's leader, so a leader cut off from the
+//! others may answer stale reads until it steps down (writes stay
+//! compare-and-set: never a fork). NATS takes seconds to elect a new
+//! leader, and a change started during an election may fail as above.
+//! The head's `ended` grows by one entry per release phase. `recover`
+//! fails every pending release of every app: in a cluster only a caller
+//! that knows no host runs a release phase (the scheduler, on start-up)
+//! may call it.
 //!
 //! [`NatsLedger::watch`] yields an app's name whenever its head or one of
 //! its releases changes, on any host.
@@ -65,6 +82,7 @@ use crate::release::{Release, Status};
 
 mod apps;
 mod bucket;
+mod builds;
 mod history;
 mod trait_impl;
 
