@@ -82,6 +82,18 @@ async fn stream_leader(c: &Cluster) -> usize {
     }
 }
 
+/// The app's releases, once the cluster answers again (it may be electing
+/// a leader).
+async fn readable(l: &NatsLedger, a: &AppName) -> Vec<Release> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match l.releases(a).await {
+            Ok(all) => return all,
+            Err(e) => assert!(Instant::now() < deadline, "never readable again: {e}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_ledger_keeps_the_single_host_contract() {
     let Some(bin) = nats_server_or_skip("a_cluster_ledger_keeps_the_single_host_contract") else {
@@ -488,13 +500,7 @@ async fn a_minority_of_servers_fails_writes_clearly_and_loses_nothing() {
 
     nats.restart(leader);
     nats.restart(second);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let all = loop {
-        match l.releases(&a).await {
-            Ok(all) => break all,
-            Err(e) => assert!(Instant::now() < deadline, "never readable again: {e}"),
-        }
-    };
+    let all = readable(&l, &a).await;
     assert_eq!(
         versions(&all),
         [1, 2, 3, 4, 5],
@@ -546,7 +552,7 @@ async fn killing_the_stream_leader_mid_burst_keeps_versions_gap_free() {
         nats.servers[leader].kill();
     };
     let (results, ()) = futures::join!(futures::future::join_all(writers), kill);
-    let all = first.releases(&a).await.unwrap();
+    let all = readable(&first, &a).await;
     let n = all.len() as u64;
     assert_eq!(versions(&all), (1..=n).collect::<Vec<_>>(), "no gap");
     let (mut ok, mut failed) = (0, 0);
