@@ -49,7 +49,10 @@
 //! id, stored in its record and in the head's `recent` list, so a writer
 //! whose call timed out reads back and tells whether it landed rather than
 //! doing it twice (a retried create of the same version, or compare-and-set
-//! of the same revision, cannot land twice). Only a write whose answer was
+//! of the same revision, cannot land twice). A release's writer also looks
+//! through the records from the first version it may have taken, so it
+//! finds its own however many changes came since; other changes rely on
+//! the head's last [`RECENT_CHANGES`]. Only a write whose answer was
 //! lost and could not be read back before the deadline is left undecided
 //! (a quorum that comes back may still apply it); the error then says so,
 //! and otherwise says that nothing was changed.
@@ -151,6 +154,8 @@ struct Stored<T> {
 struct Snapshot {
     head: Head,
     rev: u64,
+    /// The records rolled forward over, by version.
+    rolled: BTreeMap<u64, Release>,
 }
 
 fn head_key(app: &AppName) -> String {
@@ -234,6 +239,13 @@ impl NatsLedger {
 
     /// The app's head, rolled forward over every record created after it.
     async fn load(&self, app: &AppName) -> Result<Snapshot, Fail> {
+        self.load_with(app, true).await
+    }
+
+    /// [`NatsLedger::load`], rolling the build counter forward too when
+    /// `builds` (an append need not: a head whose counter lags is rolled
+    /// forward by the next build).
+    async fn load_with(&self, app: &AppName, builds: bool) -> Result<Snapshot, Fail> {
         let key = head_key(app);
         let found = self.bucket.get(&key).await?;
         let Some(bytes) = found.value else {
@@ -241,20 +253,23 @@ impl NatsLedger {
         };
         let mut head: Head = decode(&key, &bytes)?;
         let inc = head.incarnation.clone();
+        let mut rolled = BTreeMap::new();
         while let Some(next) = self.stored_release(app, &inc, head.last + 1).await? {
             head.last = next.value.version;
             if next.value.status == Status::Succeeded {
                 head.current = head.last;
             }
             head.remember(&next.change, head.last);
+            rolled.insert(head.last, next.value);
         }
-        while let Some(next) = self.stored_build(app, &inc, head.builds + 1).await? {
+        while builds && let Some(next) = self.stored_build(app, &inc, head.builds + 1).await? {
             head.builds = next.value.id;
             head.remember(&next.change, head.builds);
         }
         Ok(Snapshot {
             head,
             rev: found.rev,
+            rolled,
         })
     }
 
@@ -291,6 +306,11 @@ impl NatsLedger {
         };
         if version == 0 || version > s.head.last {
             return Err(missing().into());
+        }
+        if let Some(r) = s.rolled.get(&version) {
+            let mut r = r.clone();
+            r.status = s.head.status_of(&r);
+            return Ok(r);
         }
         let Some(stored) = self
             .stored_release(app, &s.head.incarnation, version)

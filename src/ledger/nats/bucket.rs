@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::kv::{CreateErrorKind, Store, UpdateErrorKind};
+use async_nats::jetstream::kv::{Store, UpdateErrorKind};
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -29,7 +29,7 @@ pub(super) const CLUSTER_DEADLINE: Duration = CALL_TIMEOUT;
 /// it gives up.
 pub(super) const CONFLICT_DEADLINE: Duration = Duration::from_secs(30);
 /// The longest random pause after a lost race, in milliseconds.
-const MAX_CONFLICT_PAUSE_MS: u64 = 100;
+const MAX_CONFLICT_PAUSE_MS: u64 = 200;
 /// The pause between tries while the cluster does not answer (a leader
 /// election takes a few of these).
 const CLUSTER_PAUSE: Duration = Duration::from_millis(250);
@@ -70,6 +70,11 @@ fn chain(e: &dyn std::error::Error) -> String {
 fn cluster(e: &dyn std::error::Error, key: &str, write: bool) -> Fail {
     let verb = if write { "writing" } else { "reading" };
     let why = format!("{verb} {key}: {}", chain(e));
+    // However the client wraps it, the server's refusal of a
+    // compare-and-set is a lost race, not a silent cluster.
+    if why.contains("wrong last sequence") {
+        return Fail::Conflict;
+    }
     // "no responders": no server took the message, so nothing can land.
     let maybe = write && !why.contains("no responders");
     Fail::Cluster { why, maybe }
@@ -130,13 +135,24 @@ impl Bucket {
         }
     }
 
+    /// Writes `value` if the key has never been written (a record's
+    /// commit): [`Fail::Conflict`] when it has.
+    pub async fn create_new(&self, key: &str, value: Vec<u8>) -> Result<u64, Fail> {
+        self.update(key, value, 0).await
+    }
+
     /// Writes `value` unless the key holds one (a deleted key counts as
     /// absent): [`Fail::Conflict`] when it does.
     pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<u64, Fail> {
-        match self.kv.create(key, value.into()).await {
-            Ok(r) => Ok(r),
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Err(Fail::Conflict),
-            Err(e) => Err(cluster(&e, key, true)),
+        match self.update(key, value.clone(), 0).await {
+            Err(Fail::Conflict) => {
+                let found = self.get(key).await?;
+                match found.value {
+                    Some(_) => Err(Fail::Conflict),
+                    None => self.update(key, value, found.rev).await,
+                }
+            }
+            other => other,
         }
     }
 

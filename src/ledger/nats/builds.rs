@@ -53,7 +53,7 @@ impl NatsLedger {
             value: build.clone(),
         };
         self.bucket
-            .create(&build_key(app, &inc, build.id), encode(&stored))
+            .create_new(&build_key(app, &inc, build.id), encode(&stored))
             .await?;
         s.head.builds = build.id;
         s.head.remember(change, build.id);
