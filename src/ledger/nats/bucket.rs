@@ -249,6 +249,15 @@ impl Tries {
         Ok(())
     }
 
+    /// Whether the error may say that nothing was changed.
+    fn hint(&self) -> &'static str {
+        if self.maybe_written {
+            "It may still take effect once a majority is back: look before you retry. "
+        } else {
+            "Nothing was changed. "
+        }
+    }
+
     async fn pause(&mut self, fail: Fail) -> Result<(), LedgerError> {
         match fail {
             Fail::Ledger(e) => Err(e),
@@ -259,11 +268,13 @@ impl Tries {
                             "other writers kept changing this app for {}s",
                             CONFLICT_DEADLINE.as_secs()
                         ),
-                        hint: "",
+                        hint: self.hint(),
                     });
                 }
+                // The cluster answered: its silence budget starts afresh.
+                self.unanswered_since = None;
                 // A random pause, its range doubling with each race lost
-                // (to MAX_CONFLICT_PAUSE), so many writers spread out.
+                // (to MAX_CONFLICT_PAUSE_MS), so many writers spread out.
                 self.conflicts += 1;
                 let range = (2u64 << self.conflicts.min(8)).min(MAX_CONFLICT_PAUSE_MS);
                 let pause = rand::random::<u64>() % range;
@@ -285,12 +296,7 @@ impl Tries {
                 } else {
                     LedgerError::NotCommitted {
                         why,
-                        hint: if self.maybe_written {
-                            "It may still take effect once a majority is back: look before you \
-                             retry. "
-                        } else {
-                            "Nothing was changed. "
-                        },
+                        hint: self.hint(),
                     }
                 })
             }
