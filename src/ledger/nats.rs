@@ -37,14 +37,34 @@
 //! `ended` names it. Builds use the same create-then-roll-forward scheme
 //! on the build counter.
 //!
+//! **Committed** means acknowledged by the stream, i.e. stored by a
+//! majority of its servers: for a new release or build, its record's
+//! create; for anything else (`finish_release`, `scale`, `update_app`,
+//! `destroy_app`), the head's compare-and-set (a delete, for a destroy).
+//! A call returns `Ok` only once its change is committed.
+//!
 //! **When the cluster does not answer** (a minority of servers left, a
 //! leader election), a change retries for about one call timeout, then
 //! fails with [`LedgerError::NotCommitted`]. Each change carries a random
 //! id, stored in its record and in the head's `recent` list, so a writer
 //! whose call timed out reads back and tells whether it landed rather than
-//! doing it twice. Only a write that timed out at the deadline is left
-//! undecided (it may still be applied when a quorum returns); the error
-//! then says so.
+//! doing it twice (a retried create of the same version, or compare-and-set
+//! of the same revision, cannot land twice). A release's writer also looks
+//! through the records from the first version it may have taken, so it
+//! finds its own however many changes came since; other changes rely on
+//! the head's last [`RECENT_CHANGES`]. Only a write whose answer was
+//! lost and could not be read back before the deadline is left undecided
+//! (a quorum that comes back may still apply it); the error then says so,
+//! and otherwise says that nothing was changed.
+//!
+//! Limits: reads go to the stream's leader, so a leader cut off from the
+//! others may answer stale reads until it steps down (writes stay
+//! compare-and-set: never a fork). NATS takes seconds to elect a new
+//! leader, and a change started during an election may fail as above.
+//! The head's `ended` grows by one entry per release phase. `recover`
+//! fails every pending release of every app: in a cluster only a caller
+//! that knows no host runs a release phase (the scheduler, on start-up)
+//! may call it.
 //!
 //! [`NatsLedger::watch`] yields an app's name whenever its head or one of
 //! its releases changes, on any host.
@@ -65,6 +85,7 @@ use crate::release::{Release, Status};
 
 mod apps;
 mod bucket;
+mod builds;
 mod history;
 mod trait_impl;
 
@@ -133,6 +154,8 @@ struct Stored<T> {
 struct Snapshot {
     head: Head,
     rev: u64,
+    /// The records rolled forward over, by version.
+    rolled: BTreeMap<u64, Release>,
 }
 
 fn head_key(app: &AppName) -> String {
@@ -216,6 +239,13 @@ impl NatsLedger {
 
     /// The app's head, rolled forward over every record created after it.
     async fn load(&self, app: &AppName) -> Result<Snapshot, Fail> {
+        self.load_with(app, true).await
+    }
+
+    /// [`NatsLedger::load`], rolling the build counter forward too when
+    /// `builds` (an append need not: a head whose counter lags is rolled
+    /// forward by the next build).
+    async fn load_with(&self, app: &AppName, builds: bool) -> Result<Snapshot, Fail> {
         let key = head_key(app);
         let found = self.bucket.get(&key).await?;
         let Some(bytes) = found.value else {
@@ -223,20 +253,23 @@ impl NatsLedger {
         };
         let mut head: Head = decode(&key, &bytes)?;
         let inc = head.incarnation.clone();
+        let mut rolled = BTreeMap::new();
         while let Some(next) = self.stored_release(app, &inc, head.last + 1).await? {
             head.last = next.value.version;
             if next.value.status == Status::Succeeded {
                 head.current = head.last;
             }
             head.remember(&next.change, head.last);
+            rolled.insert(head.last, next.value);
         }
-        while let Some(next) = self.stored_build(app, &inc, head.builds + 1).await? {
+        while builds && let Some(next) = self.stored_build(app, &inc, head.builds + 1).await? {
             head.builds = next.value.id;
             head.remember(&next.change, head.builds);
         }
         Ok(Snapshot {
             head,
             rev: found.rev,
+            rolled,
         })
     }
 
@@ -273,6 +306,11 @@ impl NatsLedger {
         };
         if version == 0 || version > s.head.last {
             return Err(missing().into());
+        }
+        if let Some(r) = s.rolled.get(&version) {
+            let mut r = r.clone();
+            r.status = s.head.status_of(&r);
+            return Ok(r);
         }
         let Some(stored) = self
             .stored_release(app, &s.head.incarnation, version)

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::kv::{CreateErrorKind, Store, UpdateErrorKind};
+use async_nats::jetstream::kv::{Store, UpdateErrorKind};
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -29,7 +29,7 @@ pub(super) const CLUSTER_DEADLINE: Duration = CALL_TIMEOUT;
 /// it gives up.
 pub(super) const CONFLICT_DEADLINE: Duration = Duration::from_secs(30);
 /// The longest random pause after a lost race, in milliseconds.
-const MAX_CONFLICT_PAUSE_MS: u64 = 100;
+const MAX_CONFLICT_PAUSE_MS: u64 = 200;
 /// The pause between tries while the cluster does not answer (a leader
 /// election takes a few of these).
 const CLUSTER_PAUSE: Duration = Duration::from_millis(250);
@@ -67,8 +67,14 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn cluster(e: &dyn std::error::Error, write: bool) -> Fail {
-    let why = chain(e);
+fn cluster(e: &dyn std::error::Error, key: &str, write: bool) -> Fail {
+    let verb = if write { "writing" } else { "reading" };
+    let why = format!("{verb} {key}: {}", chain(e));
+    // However the client wraps it, the server's refusal of a
+    // compare-and-set is a lost race, not a silent cluster.
+    if why.contains("wrong last sequence") {
+        return Fail::Conflict;
+    }
     // "no responders": no server took the message, so nothing can land.
     let maybe = write && !why.contains("no responders");
     Fail::Cluster { why, maybe }
@@ -115,7 +121,7 @@ impl Bucket {
                 value: None,
                 rev: 0,
             }),
-            Err(e) => Err(cluster(&e, false)),
+            Err(e) => Err(cluster(&e, key, false)),
         }
     }
 
@@ -125,17 +131,28 @@ impl Bucket {
         match self.kv.update(key, value.into(), rev).await {
             Ok(r) => Ok(r),
             Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => Err(Fail::Conflict),
-            Err(e) => Err(cluster(&e, true)),
+            Err(e) => Err(cluster(&e, key, true)),
         }
+    }
+
+    /// Writes `value` if the key has never been written (a record's
+    /// commit): [`Fail::Conflict`] when it has.
+    pub async fn create_new(&self, key: &str, value: Vec<u8>) -> Result<u64, Fail> {
+        self.update(key, value, 0).await
     }
 
     /// Writes `value` unless the key holds one (a deleted key counts as
     /// absent): [`Fail::Conflict`] when it does.
     pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<u64, Fail> {
-        match self.kv.create(key, value.into()).await {
-            Ok(r) => Ok(r),
-            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => Err(Fail::Conflict),
-            Err(e) => Err(cluster(&e, true)),
+        match self.update(key, value.clone(), 0).await {
+            Err(Fail::Conflict) => {
+                let found = self.get(key).await?;
+                match found.value {
+                    Some(_) => Err(Fail::Conflict),
+                    None => self.update(key, value, found.rev).await,
+                }
+            }
+            other => other,
         }
     }
 
@@ -143,7 +160,7 @@ impl Bucket {
         self.kv
             .put(key, value.into())
             .await
-            .map_err(|e| cluster(&e, true))
+            .map_err(|e| cluster(&e, key, true))
     }
 
     /// Deletes the key if its newest message is still `rev`.
@@ -151,7 +168,7 @@ impl Bucket {
         match self.kv.delete_expect_revision(key, Some(rev)).await {
             Ok(()) => Ok(()),
             Err(e) if chain(&e).contains("wrong last sequence") => Err(Fail::Conflict),
-            Err(e) => Err(cluster(&e, true)),
+            Err(e) => Err(cluster(&e, key, true)),
         }
     }
 
@@ -165,21 +182,39 @@ impl Bucket {
             .filter(filter)
             .await
             .map(|_| ())
-            .map_err(|e| cluster(&e, true))
+            .map_err(|e| cluster(&e, prefix, true))
     }
 
-    /// The live keys that start with `prefix`.
-    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, Fail> {
-        let keys = self.kv.keys().await.map_err(|e| cluster(&e, false))?;
-        let all: Vec<String> = keys.try_collect().await.map_err(|e| cluster(&e, false))?;
-        Ok(all.into_iter().filter(|k| k.starts_with(prefix)).collect())
+    /// The keys one level under `prefix` (`head` → `head.APP`), deleted
+    /// ones included: the stream's subject index, not a scan of the bucket.
+    pub async fn keys_under(&self, prefix: &str) -> Result<Vec<String>, Fail> {
+        let filter = format!("{}{prefix}.*", self.kv.prefix);
+        let subjects = self
+            .kv
+            .stream
+            .info_with_subjects(&filter)
+            .await
+            .map_err(|e| cluster(&e, prefix, false))?;
+        let all: Vec<(String, usize)> = subjects
+            .try_collect()
+            .await
+            .map_err(|e| cluster(&e, prefix, false))?;
+        let mut keys: Vec<String> = all
+            .into_iter()
+            .filter_map(|(subject, _)| subject.strip_prefix(&self.kv.prefix).map(str::to_owned))
+            .collect();
+        keys.sort();
+        Ok(keys)
     }
 }
 
 /// The retry budget of one ledger call.
 pub(super) struct Tries {
     started: Instant,
-    /// When the cluster first failed to answer during this call.
+    /// When the step now running began (the call's start, or the end of
+    /// the last pause).
+    step_began: Instant,
+    /// When the step that first found the cluster silent began to answer during this call.
     unanswered_since: Option<Instant>,
     /// Whether some write of this call may have landed unacknowledged.
     maybe_written: bool,
@@ -192,6 +227,7 @@ impl Tries {
     pub fn write() -> Self {
         Tries {
             started: Instant::now(),
+            step_began: Instant::now(),
             unanswered_since: None,
             maybe_written: false,
             write: true,
@@ -208,6 +244,21 @@ impl Tries {
 
     /// Waits before the next try, or says why there is none.
     pub async fn after(&mut self, fail: Fail) -> Result<(), LedgerError> {
+        self.pause(fail).await?;
+        self.step_began = Instant::now();
+        Ok(())
+    }
+
+    /// Whether the error may say that nothing was changed.
+    fn hint(&self) -> &'static str {
+        if self.maybe_written {
+            "It may still take effect once a majority is back: look before you retry. "
+        } else {
+            "Nothing was changed. "
+        }
+    }
+
+    async fn pause(&mut self, fail: Fail) -> Result<(), LedgerError> {
         match fail {
             Fail::Ledger(e) => Err(e),
             Fail::Conflict => {
@@ -217,11 +268,13 @@ impl Tries {
                             "other writers kept changing this app for {}s",
                             CONFLICT_DEADLINE.as_secs()
                         ),
-                        hint: "",
+                        hint: self.hint(),
                     });
                 }
+                // The cluster answered: its silence budget starts afresh.
+                self.unanswered_since = None;
                 // A random pause, its range doubling with each race lost
-                // (to MAX_CONFLICT_PAUSE), so many writers spread out.
+                // (to MAX_CONFLICT_PAUSE_MS), so many writers spread out.
                 self.conflicts += 1;
                 let range = (2u64 << self.conflicts.min(8)).min(MAX_CONFLICT_PAUSE_MS);
                 let pause = rand::random::<u64>() % range;
@@ -230,7 +283,9 @@ impl Tries {
             }
             Fail::Cluster { why, maybe } => {
                 self.maybe_written |= maybe;
-                let since = *self.unanswered_since.get_or_insert_with(Instant::now);
+                // Counted from the start of the step that found it silent: a
+                // call that timed out has used the whole budget.
+                let since = *self.unanswered_since.get_or_insert(self.step_began);
                 if since.elapsed() < CLUSTER_DEADLINE {
                     tracing::debug!("ledger: {why}; retrying");
                     tokio::time::sleep(CLUSTER_PAUSE).await;
@@ -241,12 +296,7 @@ impl Tries {
                 } else {
                     LedgerError::NotCommitted {
                         why,
-                        hint: if self.maybe_written {
-                            "It may still be applied once the servers are back: check with \
-                             `wdyno releases`. "
-                        } else {
-                            "Nothing was changed. "
-                        },
+                        hint: self.hint(),
                     }
                 })
             }

@@ -69,10 +69,21 @@ impl NatsLedger {
     ) -> Result<Release> {
         let change = new_id();
         let mut tries = Tries::write();
+        // The version this call last tried to create, and the first it
+        // tried whose answer was lost (from there on, a record may be ours).
+        let (mut tried, mut unsure) = (None, None);
         loop {
-            match self.try_append(app, &change, activate, &make).await {
+            match self
+                .try_append(app, &change, activate, &make, &mut tried, unsure)
+                .await
+            {
                 Ok(r) => return Ok(r),
-                Err(f) => tries.after(f).await?,
+                Err(f) => {
+                    if matches!(f, Fail::Cluster { maybe: true, .. }) {
+                        unsure = unsure.or(tried);
+                    }
+                    tries.after(f).await?
+                }
             }
         }
     }
@@ -83,11 +94,21 @@ impl NatsLedger {
         change: &str,
         activate: Activate,
         make: &impl Fn(&Release) -> Result<Release>,
+        tried: &mut Option<u64>,
+        unsure: Option<u64>,
     ) -> Result<Release, Fail> {
-        let mut s = self.load(app).await?;
-        // An earlier try of this call whose answer was lost may have landed.
+        let mut s = self.load_with(app, false).await?;
+        // An earlier try of this call whose answer was lost may have landed:
+        // the head's recent changes say so, or else (if many changes came
+        // since) the records from the first version it may have taken.
         if let Some(v) = s.head.landed(change) {
             return self.release_in(&s, app, v).await;
+        }
+        for v in unsure.unwrap_or(u64::MAX)..=s.head.last {
+            let stored = self.stored_release(app, &s.head.incarnation, v).await?;
+            if stored.is_some_and(|r| r.change == change) {
+                return self.release_in(&s, app, v).await;
+            }
         }
         let current = self.current_in(&s, app).await?;
         // While a release phase runs, its release is the newest; anything
@@ -109,6 +130,7 @@ impl NatsLedger {
             Status::Pending
         };
         let inc = s.head.incarnation.clone();
+        *tried = Some(next.version);
         let stored = Stored {
             change: change.to_owned(),
             value: next.clone(),
@@ -116,7 +138,7 @@ impl NatsLedger {
         // The commit: it fails if another writer took this version first,
         // and the next try rolls forward over theirs.
         self.bucket
-            .create(&release_key(app, &inc, next.version), encode(&stored))
+            .create_new(&release_key(app, &inc, next.version), encode(&stored))
             .await?;
         s.head.last = next.version;
         if now_current {
