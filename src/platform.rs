@@ -571,7 +571,10 @@ impl Platform {
                 continue;
             };
             self.ports.reserve(port);
-            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
             match tokio::net::lookup_host((host.as_str(), port)).await {
                 Ok(addrs) => addrs.for_each(|a| self.ports.fence(a.ip())),
                 Err(e) => tracing::warn!("resolving the NATS server {s}: {e}"),

@@ -446,7 +446,10 @@ async fn a_dyno_reaches_no_nats_router_peer_or_api_port_of_the_cluster() {
     let listed = until("both hosts listed with their ports", 30, || {
         let l = hosts[0].json(&["hosts"]);
         let ready = l.as_array().unwrap().iter().filter(|h| {
-            h["state"] == "up" && h["addresses"]["peer"].as_str().is_some_and(|p| !p.ends_with(":0"))
+            h["state"] == "up"
+                && h["addresses"]["peer"]
+                    .as_str()
+                    .is_some_and(|p| !p.ends_with(":0"))
         });
         (ready.count() == 2).then_some(l)
     })
@@ -484,6 +487,81 @@ async fn a_dyno_reaches_no_nats_router_peer_or_api_port_of_the_cluster() {
                 l.ends_with(&format!("app[{name}]: error: PermissionDenied")),
                 "connect {t}: {l}"
             );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_ledgers_stream_leader_during_a_deploy_commits_it_or_fails_it_clearly() {
+    let Some(bin) = nats_server_or_skip("killing_the_ledgers_stream_leader_during_a_deploy") else {
+        return;
+    };
+    let mut nats = NatsCluster::start(&bin, 3);
+    let hosts = three_hosts(&nats);
+    hosts[0].cli(&["apps:create", "probe"]).ok();
+    let watcher = Cluster::connect(&ClusterConfig::parse(&nats.urls(), "watcher").unwrap())
+        .await
+        .unwrap();
+    let leader = common::nats::stream_leader(&watcher, "KV_wdyno-ledger").await;
+    let app = probe_components();
+    let deploy = {
+        let (home, dir) = (hosts[0].home().to_owned(), app.path().to_owned());
+        std::thread::spawn(move || {
+            std::process::Command::new(common::daemon::WDYNO)
+                .args(["deploy", dir.to_str().unwrap(), "-a", "probe"])
+                .env("WDYNO_HOME", home)
+                .output()
+                .unwrap()
+        })
+    };
+    // Once the build is recorded, the release is what is left to write.
+    until("the build recorded", 60, || {
+        let b = hosts[1].cli(&["builds", "-a", "probe", "--json"]);
+        (b.code == 0 && b.stdout.contains("\"id\"")).then_some(())
+    })
+    .await;
+    nats.servers[leader].kill();
+    let out = deploy.join().unwrap();
+    // The build's output and its end, error included, are on stdout.
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    nats.restart(leader);
+    let releases = until("the releases readable again", 60, || {
+        let r = hosts[2].cli(&["releases", "-a", "probe", "--json"]);
+        (r.code == 0).then(|| serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap())
+    })
+    .await;
+    let versions: Vec<u64> = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["version"].as_u64().unwrap())
+        .collect();
+    eprintln!(
+        "deploy while the ledger's stream leader n{leader} was killed: {}",
+        if out.status.success() {
+            "committed"
+        } else {
+            "failed, clearly"
+        }
+    );
+    if out.status.success() {
+        assert_eq!(versions, [1], "the deploy's one release");
+        for d in &hosts {
+            d.answers("probe", "/", "hello from web.1").await;
+        }
+    } else {
+        assert!(
+            said.contains(" !     the cluster's") && said.contains("majority of the NATS servers"),
+            "a failed deploy says what failed and what to check: {said}"
+        );
+        assert!(versions.len() <= 1, "at most the one release: {versions:?}");
+        // Whatever it left is whole: deploying again works.
+        hosts[1]
+            .cli(&["deploy", app.path().to_str().unwrap(), "-a", "probe"])
+            .ok();
+        for d in &hosts {
+            d.answers("probe", "/", "hello from web.1").await;
         }
     }
 }

@@ -16,6 +16,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
 use async_nats::jetstream::object_store::{self, GetErrorKind, InfoErrorKind, ObjectStore};
 use sha2::{Digest, Sha256};
@@ -36,6 +37,11 @@ pub struct ObjectSlugs {
     store: ObjectStore,
     cache: SlugDir,
 }
+
+/// How long an upload is tried again while the cluster does not take it:
+/// long enough to ride out a stream leader's election (5–10 s here).
+const RIDE_OUT: Duration = Duration::from_secs(12);
+const RIDE_OUT_PAUSE: Duration = Duration::from_millis(250);
 
 fn cluster_err(what: impl Into<String>, why: impl ToString) -> SlugError {
     SlugError::Cluster {
@@ -157,13 +163,23 @@ impl SlugStore for ObjectSlugs {
             return Ok((id, size));
         }
         let path = self.cache.path(&id);
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(io_err(format!("opening {}", path.display())))?;
-        self.store
-            .put(id.as_str(), &mut file)
-            .await
-            .map_err(|e| cluster_err(format!("upload slug {id}"), e))?;
+        // Tried again while the servers elect a new stream leader.
+        let deadline = tokio::time::Instant::now() + RIDE_OUT;
+        loop {
+            let mut file = tokio::fs::File::open(&path)
+                .await
+                .map_err(io_err(format!("opening {}", path.display())))?;
+            match self.store.put(id.as_str(), &mut file).await {
+                Ok(_) => break,
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(cluster_err(format!("upload slug {id}"), e));
+                }
+                Err(e) => {
+                    tracing::debug!(slug = %id, "uploading: {e}; trying again");
+                    tokio::time::sleep(RIDE_OUT_PAUSE).await;
+                }
+            }
+        }
         tracing::debug!(slug = %id, size, "uploaded slug");
         Ok((id, size))
     }

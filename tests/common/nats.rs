@@ -125,7 +125,12 @@ impl NatsCluster {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(2 * n);
         let routes = (0..n)
-            .map(|i| format!("nats-route://{}", std::net::SocketAddr::from((ip, ports[n + i]))))
+            .map(|i| {
+                format!(
+                    "nats-route://{}",
+                    std::net::SocketAddr::from((ip, ports[n + i]))
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let mut cluster = NatsCluster {
@@ -224,5 +229,21 @@ fn wait_port(ip: std::net::IpAddr, port: u16) {
             "nats-server on port {port} did not start in 20 s"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Which server (`n0` → 0, …) leads JetStream stream `stream`, once one
+/// does.
+pub async fn stream_leader(c: &wdyno::cluster::Cluster, stream: &str) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(mut s) = c.jetstream().get_stream(stream).await
+            && let Ok(info) = s.info().await
+            && let Some(leader) = info.cluster.as_ref().and_then(|c| c.leader.clone())
+        {
+            return leader.trim_start_matches('n').parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "stream {stream} has no leader");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

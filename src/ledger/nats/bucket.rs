@@ -18,13 +18,13 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use tokio::time::Instant;
 
-use crate::cluster::CALL_TIMEOUT;
 use crate::ledger::LedgerError;
 
 /// How long a change keeps retrying while the cluster does not answer:
-/// about one call's timeout, so a minority of servers fails a write in
-/// seconds rather than hanging it.
-pub(super) const CLUSTER_DEADLINE: Duration = CALL_TIMEOUT;
+/// long enough to ride out the election of a new stream leader (5–10 s
+/// measured here after a leader is killed), short enough that a minority
+/// of servers fails a write in seconds rather than hanging it.
+pub(super) const CLUSTER_DEADLINE: Duration = Duration::from_secs(12);
 /// How long a change keeps retrying lost races with other writers before
 /// it gives up.
 pub(super) const CONFLICT_DEADLINE: Duration = Duration::from_secs(30);
