@@ -228,33 +228,65 @@ pub async fn cluster(plan: &Plan, table: &mut Table) {
 }
 
 /// `scale web=n` of the scaled app from 0, after one dyno per host has
-/// run (each host has fetched and compiled the slug): its time and spread.
-async fn warm_scale(s: &Served, n: usize) -> Option<(Duration, BTreeMap<String, usize>)> {
+/// run (each host has fetched and compiled the slug).
+async fn warm_scale(s: &Served, n: usize) -> Option<Scaled> {
     scale(s, SCALED, HOSTS.len()).await?;
     scale(s, SCALED, 0).await?;
-    scale(s, SCALED, n).await
+    let t = Instant::now();
+    s.set_web(SCALED, n).await;
+    // When all n are listed (in any state) too: the placement's share of
+    // the time, against the dynos' starts.
+    let mut listed = None;
+    loop {
+        let list = webs(s, SCALED).await;
+        if listed.is_none() && list.len() == n {
+            listed = Some(t.elapsed());
+        }
+        if all_up(n)(&list) {
+            let listed = listed.unwrap_or_else(|| t.elapsed());
+            return Some(Scaled {
+                took: t.elapsed(),
+                listed,
+                per: spread(&list),
+            });
+        }
+        if t.elapsed() > GIVE_UP {
+            return None;
+        }
+        tokio::time::sleep(PS_EVERY).await;
+    }
 }
 
-type Scaled = Option<(Duration, BTreeMap<String, usize>)>;
+/// What a timed scale measured.
+struct Scaled {
+    /// From the scale to all up.
+    took: Duration,
+    /// From the scale to all listed, in any state.
+    listed: Duration,
+    /// Dynos per host.
+    per: BTreeMap<String, usize>,
+}
 
-fn scale_row(plan: &Plan, table: &mut Table, cluster: Scaled, alone: Scaled) {
+fn scale_row(plan: &Plan, table: &mut Table, cluster: Option<Scaled>, alone: Option<Scaled>) {
     let secs = |d: Duration| format!("{:.2} s", d.as_secs_f64());
-    let words = |s: &Scaled| match s {
-        Some((d, _)) => secs(*d),
+    let words = |s: &Option<Scaled>| match s {
+        Some(s) => format!("{} (all listed after {})", secs(s.took), secs(s.listed)),
         None => format!("not within {} s", GIVE_UP.as_secs()),
     };
     let ratio = match (&cluster, &alone) {
-        (Some((c, _)), Some((a, _))) => ratio(c.as_secs_f64() / a.as_secs_f64()),
+        (Some(c), Some(a)) => ratio(c.took.as_secs_f64() / a.took.as_secs_f64()),
         _ => "—".into(),
     };
     let spread = cluster
         .as_ref()
-        .map(|(_, per)| format!(" ({})", spread_words(per)))
+        .map(|s| format!("; {}", spread_words(&s.per)))
         .unwrap_or_default();
     table.row(Row {
         figure: format!(
-            "`scale web={}` across 3 hosts until all up (hello, as host a's `ps` lists them)",
-            plan.scale
+            "`scale web={}` across 3 hosts until all up (hello, as host a's `ps` lists them, \
+             polled every {} ms)",
+            plan.scale,
+            PS_EVERY.as_millis()
         ),
         wdyno: format!("{}{spread}", words(&cluster)),
         baseline: format!("one host, no cluster: {}", words(&alone)),
