@@ -8,6 +8,7 @@
 //! platform is a real `wdyno daemon` process.
 
 mod baselines;
+mod cluster;
 #[path = "../../tests/common/mod.rs"]
 mod common;
 mod density;
@@ -169,6 +170,11 @@ async fn bench() {
     }
     if want("epochs") {
         inproc::epochs(&plan, &mut table, &app).await;
+    }
+    // Before the shared daemon starts: its own daemons and NATS servers
+    // take the machine.
+    if want("cluster") {
+        cluster::cluster(&plan, &mut table).await;
     }
     let s = served::Served::start().await;
     if want("std-net") {
