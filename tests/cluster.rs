@@ -16,6 +16,9 @@ async fn a_host_joins_and_a_kv_write_is_compare_and_set() {
     let cfg = ClusterConfig::parse(&nats.urls(), "a").unwrap();
     let c = Cluster::connect(&cfg).await.unwrap();
     assert_eq!(c.replicas(), 3);
+    // Given one server's URL, a host still learns the cluster has three.
+    let one = ClusterConfig::parse(&nats.servers[0].url(), "b").unwrap();
+    assert_eq!(Cluster::connect(&one).await.unwrap().replicas(), 3);
     let kv = c.kv("wdyno-smoke", Duration::ZERO).await.unwrap();
     let r1 = kv.create("k", "1".into()).await.unwrap();
     assert!(
@@ -144,6 +147,16 @@ async fn six_web_dynos_spread_over_three_hosts_and_every_router_reaches_all_six(
         .map(|h| h["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["a", "b", "c"]);
+    // No host can tell the app is idle: it may not sleep.
+    let sleep = b.cli(&["apps:update", "--sleep-after", "30m", "-a", "probe"]);
+    assert_ne!(sleep.code, 0);
+    assert!(
+        sleep
+            .stderr
+            .contains("Apps do not sleep on a cluster of hosts yet"),
+        "{}",
+        sleep.stderr
+    );
     // Every host serves the API with the cluster's one token.
     let token = |d: &Daemon| std::fs::read_to_string(d.home().join("api-token")).unwrap();
     assert_eq!(token(a), token(b));
@@ -564,4 +577,36 @@ async fn killing_the_ledgers_stream_leader_during_a_deploy_commits_it_or_fails_i
             d.answers("probe", "/", "hello from web.1").await;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_cluster_url_are_honoured() {
+    let Some(bin) = nats_server_or_skip("credentials_in_the_cluster_url_are_honoured") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::nats::free_ports(1)[0];
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = std::process::Command::new(&bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(["--user", "wdyno", "--pass", "s3cret", "-sd"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Killed(server);
+    let url = format!("nats://wdyno:s3cret@127.0.0.1:{port}");
+    let c = Cluster::connect(&ClusterConfig::parse(&url, "a").unwrap())
+        .await
+        .unwrap();
+    let kv = c.kv("wdyno-smoke", Duration::ZERO).await.unwrap();
+    kv.put("k", "v".into()).await.unwrap();
+    assert_eq!(kv.get("k").await.unwrap().unwrap(), "v");
 }

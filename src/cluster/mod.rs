@@ -113,7 +113,19 @@ impl Cluster {
     /// Connects to the servers (any of them; the client fails over between
     /// them) and waits until JetStream answers.
     pub async fn connect(cfg: &ClusterConfig) -> Result<Self, ClusterError> {
-        let servers = cfg.servers.join(",");
+        // Shown in errors without the credentials a URL may carry.
+        let servers = cfg
+            .servers
+            .iter()
+            .map(|s| match s.split_once('@') {
+                Some((scheme_user, host)) => {
+                    let scheme = scheme_user.split_once("://").map_or("", |(s, _)| s);
+                    format!("{scheme}://…@{host}")
+                }
+                None => s.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         let addrs: Vec<async_nats::ServerAddr> = cfg
             .servers
             .iter()
@@ -123,7 +135,19 @@ impl Cluster {
                 servers: servers.clone(),
                 why: e.to_string(),
             })?;
-        let client = async_nats::ConnectOptions::new()
+        // Credentials in a URL (`nats://user:pass@…`, `nats://token@…`)
+        // are the connection's.
+        let options = match addrs.iter().find(|a| a.username().is_some()) {
+            Some(a) => match (a.username(), a.password()) {
+                (Some(user), Some(pass)) => {
+                    async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into())
+                }
+                (Some(token), None) => async_nats::ConnectOptions::with_token(token.into()),
+                _ => async_nats::ConnectOptions::new(),
+            },
+            None => async_nats::ConnectOptions::new(),
+        };
+        let client = options
             .name(format!("wdyno host {}", cfg.host))
             .connection_timeout(CALL_TIMEOUT)
             .retry_on_initial_connect()
@@ -136,11 +160,10 @@ impl Cluster {
             })?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(CALL_TIMEOUT);
-        let replicas = cfg.servers.len().min(3);
-        let cluster = Cluster {
+        let mut cluster = Cluster {
             client,
             js,
-            replicas,
+            replicas: 1,
             host: cfg.host.clone(),
         };
         cluster
@@ -148,6 +171,10 @@ impl Cluster {
                 cluster.js.query_account().await.map(|_| ())
             })
             .await?;
+        // JetStream answers once the servers have formed their cluster:
+        // the one it reached names them all, whatever URLs were given.
+        let known = cluster.client.server_info().connect_urls.len();
+        cluster.replicas = cfg.servers.len().max(known).clamp(1, 3);
         Ok(cluster)
     }
 

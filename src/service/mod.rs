@@ -255,7 +255,9 @@ impl Service {
         self.manager
             .routes()
             .set_routing(app.name.as_str(), app.routing);
-        if !app.sleep_after.is_off() {
+        // A cluster host sees only its own share of an app's requests, so
+        // it cannot tell the app is idle: apps sleep on a single host only.
+        if !app.sleep_after.is_off() && self.peers.is_none() {
             self.manager.set_sleep_after(&app.name, app.sleep_after);
         }
         self.start_drains(app);
@@ -276,6 +278,13 @@ impl Service {
     /// `apps:update --sleep-after`: how long without a request before the
     /// app's web dynos sleep (`off`: never, and a sleeping app wakes).
     pub async fn set_sleep_after(&self, app: &AppName, after: SleepAfter) -> Result<App> {
+        if self.peers.is_some() && !after.is_off() {
+            return Err(ServiceError::Invalid(format!(
+                "Apps do not sleep on a cluster of hosts yet (each host sees only its share of \
+                 {app}'s requests, so none can tell the app is idle): {app} keeps its web dynos \
+                 running. Use `--sleep-after off`, or run {app} on a single-host daemon."
+            )));
+        }
         let record = self
             .ledger
             .update_app(app, AppChange::SleepAfter(after))
