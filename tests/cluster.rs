@@ -58,6 +58,17 @@ fn three_hosts(nats: &NatsCluster) -> Vec<Daemon> {
         .collect()
 }
 
+/// A NATS cluster, three hosts and the probe app deployed through `a`,
+/// or `None` (the test skips, saying why) without nats-server.
+fn probe_on_three_hosts(test: &str) -> Option<(NatsCluster, Vec<Daemon>, tempfile::TempDir)> {
+    let bin = nats_server_or_skip(test)?;
+    let nats = NatsCluster::start(&bin, 3);
+    let hosts = three_hosts(&nats);
+    let app = probe_components();
+    hosts[0].create_and_deploy("probe", app.path());
+    Some((nats, hosts, app))
+}
+
 /// `app`'s dynos as host `d`'s `ps` lists them: name → (host, state).
 fn placed(d: &Daemon, app: &str) -> BTreeMap<String, (String, String)> {
     d.ps(app)
@@ -77,18 +88,32 @@ fn placed(d: &Daemon, app: &str) -> BTreeMap<String, (String, String)> {
 /// Waits until `d` lists exactly `n` web dynos of `app`, all up, none on
 /// `not_on`; returns how many each host runs.
 async fn web_up(d: &Daemon, app: &str, n: usize, not_on: &str) -> BTreeMap<String, usize> {
-    until(&format!("{n} web dynos up, none on {not_on:?}"), 30, || {
-        let p = placed(d, app);
-        let web: Vec<_> = p.iter().filter(|(k, _)| k.starts_with("web.")).collect();
-        let ok = web.len() == n && web.iter().all(|(_, (h, s))| s == "up" && h != not_on);
-        ok.then(|| {
-            let mut per = BTreeMap::new();
-            for (_, (h, _)) in web {
-                *per.entry(h.clone()).or_default() += 1;
-            }
-            per
-        })
-    })
+    web_up_within(30, d, app, n, not_on).await
+}
+
+async fn web_up_within(
+    secs: u64,
+    d: &Daemon,
+    app: &str,
+    n: usize,
+    not_on: &str,
+) -> BTreeMap<String, usize> {
+    until(
+        &format!("{n} web dynos up, none on {not_on:?}"),
+        secs,
+        || {
+            let p = placed(d, app);
+            let web: Vec<_> = p.iter().filter(|(k, _)| k.starts_with("web.")).collect();
+            let ok = web.len() == n && web.iter().all(|(_, (h, s))| s == "up" && h != not_on);
+            ok.then(|| {
+                let mut per = BTreeMap::new();
+                for (_, (h, _)) in web {
+                    *per.entry(h.clone()).or_default() += 1;
+                }
+                per
+            })
+        },
+    )
     .await
 }
 
@@ -115,14 +140,11 @@ fn webs(n: u32) -> BTreeSet<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_web_dynos_spread_over_three_hosts_and_every_router_reaches_all_six() {
-    let Some(bin) = nats_server_or_skip("six_web_dynos_spread_over_three_hosts") else {
+    let Some((_nats, hosts, _app)) = probe_on_three_hosts("six_web_dynos_spread_over_three_hosts")
+    else {
         return;
     };
-    let nats = NatsCluster::start(&bin, 3);
-    let hosts = three_hosts(&nats);
     let (a, b) = (&hosts[0], &hosts[1]);
-    let app = probe_components();
-    a.create_and_deploy("probe", app.path());
     b.cli(&["ps:scale", "web=6", "-a", "probe"]).ok();
     let per = web_up(a, "probe", 6, "").await;
     assert_eq!(
@@ -215,13 +237,11 @@ async fn a_hundred_concurrent_config_sets_through_three_hosts_leave_no_gap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_hosts_dynos_run_on_the_others_within_15_s() {
-    let Some(bin) = nats_server_or_skip("a_killed_hosts_dynos_run_on_the_others") else {
+    let Some((_nats, mut hosts, _app)) =
+        probe_on_three_hosts("a_killed_hosts_dynos_run_on_the_others")
+    else {
         return;
     };
-    let nats = NatsCluster::start(&bin, 3);
-    let mut hosts = three_hosts(&nats);
-    let app = probe_components();
-    hosts[0].create_and_deploy("probe", app.path());
     hosts[1].cli(&["ps:scale", "web=6", "-a", "probe"]).ok();
     hosts[2]
         .cli(&["config:set", "LAST=before-the-kill", "-a", "probe"])
@@ -230,12 +250,7 @@ async fn a_killed_hosts_dynos_run_on_the_others_within_15_s() {
     let before = hosts[0].json(&["releases", "-a", "probe"]);
     hosts[2].kill9();
     let killed = std::time::Instant::now();
-    until("six web dynos on a and b", 15, || {
-        let p = placed(&hosts[0], "probe");
-        let web: Vec<_> = p.iter().filter(|(k, _)| k.starts_with("web.")).collect();
-        (web.len() == 6 && web.iter().all(|(_, (h, s))| s == "up" && h != "c")).then_some(())
-    })
-    .await;
+    web_up_within(15, &hosts[0], "probe", 6, "c").await;
     let took = killed.elapsed();
     eprintln!("failover: all six web dynos up on a and b {took:?} after kill -9 of c");
     for d in &hosts[..2] {
@@ -254,13 +269,9 @@ async fn a_killed_hosts_dynos_run_on_the_others_within_15_s() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_tail_on_one_host_shows_a_line_a_dyno_on_another_printed() {
-    let Some(bin) = nats_server_or_skip("logs_tail_on_one_host") else {
+    let Some((_nats, hosts, _app)) = probe_on_three_hosts("logs_tail_on_one_host") else {
         return;
     };
-    let nats = NatsCluster::start(&bin, 3);
-    let hosts = three_hosts(&nats);
-    let app = probe_components();
-    hosts[0].create_and_deploy("probe", app.path());
     let mut tail = std::process::Command::new(common::daemon::WDYNO)
         .args(["logs", "--tail", "-a", "probe"])
         .env("WDYNO_HOME", hosts[0].home())

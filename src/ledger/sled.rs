@@ -23,7 +23,7 @@ mod formation;
 mod history;
 
 pub use history::config_size;
-pub(super) use history::{Activate, change_config, describe_config_change};
+pub(super) use history::{Activate, change_config, deployed, describe_config_change};
 
 /// Per app: the numbers its next release and build follow.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

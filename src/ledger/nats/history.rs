@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::{
     Fail, NatsLedger, Snapshot, Stored, Tries, encode, head_key, new_id, now, release_key,
 };
-use crate::ledger::sled::{Activate, change_config, describe_config_change};
+use crate::ledger::sled::{Activate, change_config, deployed, describe_config_change};
 use crate::ledger::{LedgerError, Result};
 use crate::names::{AppName, ConfigKey};
 use crate::release::{NewRelease, Release, Status};
@@ -168,19 +168,8 @@ impl NatsLedger {
         new: NewRelease,
         activate: bool,
     ) -> Result<Release> {
-        let activate = if activate {
-            Activate::Now
-        } else {
-            Activate::AfterPhase
-        };
-        self.append(app, activate, |current| {
-            Ok(Release {
-                slug: Some(new.slug.clone()),
-                config: current.config.clone(),
-                process_types: new.process_types.clone(),
-                description: new.description.clone(),
-                ..current.clone()
-            })
+        self.append(app, Activate::deploy(activate), |current| {
+            Ok(deployed(current, &new))
         })
         .await
     }

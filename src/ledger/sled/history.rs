@@ -123,19 +123,8 @@ impl SledLedger {
         new: NewRelease,
         activate: bool,
     ) -> Result<Release> {
-        let activate = if activate {
-            Activate::Now
-        } else {
-            Activate::AfterPhase
-        };
-        self.append(app, activate, |current| {
-            Ok(Release {
-                slug: Some(new.slug.clone()),
-                config: current.config.clone(),
-                process_types: new.process_types.clone(),
-                description: new.description.clone(),
-                ..current.clone()
-            })
+        self.append(app, Activate::deploy(activate), |current| {
+            Ok(deployed(current, &new))
         })
     }
 
@@ -239,6 +228,29 @@ impl Activate {
                 next.slug.is_none() || !next.process_types.contains_key("release")
             }
         }
+    }
+}
+
+impl Activate {
+    /// A deploy's: current at once with `activate`, else after its
+    /// release phase.
+    pub(in crate::ledger) fn deploy(activate: bool) -> Self {
+        match activate {
+            true => Activate::Now,
+            false => Activate::AfterPhase,
+        }
+    }
+}
+
+/// A deploy's release: `new`'s slug and process types with `current`'s
+/// config vars (the ledger numbers and stamps it).
+pub(in crate::ledger) fn deployed(current: &Release, new: &NewRelease) -> Release {
+    Release {
+        slug: Some(new.slug.clone()),
+        config: current.config.clone(),
+        process_types: new.process_types.clone(),
+        description: new.description.clone(),
+        ..current.clone()
     }
 }
 
