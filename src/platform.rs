@@ -7,29 +7,34 @@
 //! seams ([`SledLedger`], [`SlugDir`], [`LocalBus`], [`LocalHost`]); the
 //! rest of the platform holds them as traits.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::RngExt;
 use tokio::net::TcpListener;
 
-use crate::cluster::dynos::Dynos;
-use crate::cluster::hosts::{HostRecord, Membership, cluster_token};
+use crate::cluster::hosts::cluster_token;
 use crate::cluster::peers::ClusterPeers;
-use crate::cluster::schedule::{Assignments, Scheduler};
 use crate::cluster::tee::Tee;
 use crate::cluster::{Cluster, ClusterConfig};
 use crate::deploy::Builder;
 use crate::drain::{Drains, tls_config};
 use crate::dyno::{PortBook, Runtime, RuntimeConfig};
-use crate::ledger::{Ledger, NatsLedger, SledLedger};
+use crate::ledger::{Ledger, NatsLedger};
 use crate::logbus::{Bus, LocalBus, StreamBus};
 use crate::manager::{Manager, ManagerConfig};
 use crate::placement::LocalHost;
 use crate::router::{RouteTable, RouterConfig};
 use crate::service::{Parts, Peers, Service};
-use crate::slug::{Limits, ObjectSlugs, SlugDir, SlugStore};
+use crate::slug::{Limits, ObjectSlugs, SlugStore};
+
+#[path = "platform/cluster.rs"]
+mod cluster;
+#[path = "platform/home.rs"]
+mod home;
+
+use cluster::ClusterParts;
+use home::{host_name, open_home, owner_email, write_private};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlatformError {
@@ -128,19 +133,6 @@ pub struct Platform {
     cluster: Option<ClusterParts>,
 }
 
-/// A cluster host's own parts (see [`crate::cluster`]).
-struct ClusterParts {
-    membership: Arc<Membership>,
-    assignments: Arc<Assignments>,
-    dynos: Arc<Dynos>,
-    scheduler: std::sync::Mutex<Option<Scheduler>>,
-    ledger: Arc<NatsLedger>,
-    addrs: Arc<std::sync::Mutex<Addrs>>,
-    peer_port: u16,
-    advertise: Option<std::net::IpAddr>,
-    servers: Vec<String>,
-}
-
 /// What keeps the platform's state: this home's, or the cluster's.
 struct Stores {
     ledger: Arc<dyn Ledger>,
@@ -150,14 +142,6 @@ struct Stores {
     bus: Bus,
     /// The API token.
     token: String,
-}
-
-/// Where this host's ports are, as other hosts reach them.
-#[derive(Clone, Copy)]
-struct Addrs {
-    router: std::net::SocketAddr,
-    peer: std::net::SocketAddr,
-    api: std::net::SocketAddr,
 }
 
 impl Platform {
@@ -257,69 +241,31 @@ impl Platform {
             &home,
             cfg.manager.host(),
         ));
-        let addrs = Arc::new(std::sync::Mutex::new(Addrs {
-            router: ([0, 0, 0, 0], 0).into(),
-            peer: ([0, 0, 0, 0], 0).into(),
-            api: ([0, 0, 0, 0], 0).into(),
-        }));
-        let manager_cell: Arc<std::sync::OnceLock<Arc<Manager>>> = Arc::default();
-        let mut parts = None;
-        let manager = match (&cluster, nats_ledger) {
+        let (manager, parts) = match (&cluster, nats_ledger) {
             (Some(c), Some(nats)) => {
-                let started_at = chrono::Utc::now();
-                let (addrs2, cell, name) =
-                    (addrs.clone(), manager_cell.clone(), c.host().to_owned());
-                let membership = Membership::join(c, move || {
-                    let a = *addrs2.lock().expect("addresses lock");
-                    HostRecord {
-                        name: name.clone(),
-                        router: a.router,
-                        peer: a.peer,
-                        api: a.api,
-                        capacity: cell.get().map(|m| m.capacity()).unwrap_or_default(),
-                        started_at,
-                        heartbeat_at: chrono::Utc::now(),
-                        up_since: started_at,
-                    }
-                })
-                .await?;
-                let assignments = Assignments::open(c, membership.clone()).await?;
-                let manager = Manager::scoped(
+                let (manager, parts) = ClusterParts::join(
+                    c,
+                    &cfg,
+                    nats,
                     host,
-                    assignments.clone(),
+                    ledger.clone(),
+                    bus.clone(),
+                    routes.clone(),
+                )
+                .await?;
+                (manager, Some(parts))
+            }
+            _ => (
+                Manager::new(
+                    host,
                     ledger.clone(),
                     bus.clone(),
                     cfg.manager.clone(),
                     routes.clone(),
-                );
-                parts = Some(ClusterParts {
-                    dynos: Dynos::open(c, membership.clone()).await?,
-                    scheduler: std::sync::Mutex::new(Some(
-                        Scheduler::open(c, membership.clone(), ledger.clone()).await?,
-                    )),
-                    membership,
-                    assignments,
-                    ledger: nats,
-                    addrs: addrs.clone(),
-                    peer_port: cfg.peer_port,
-                    advertise: cfg.advertise,
-                    servers: cfg
-                        .cluster
-                        .as_ref()
-                        .map(|c| c.servers.clone())
-                        .unwrap_or_default(),
-                });
-                manager
-            }
-            _ => Manager::new(
-                host,
-                ledger.clone(),
-                bus.clone(),
-                cfg.manager.clone(),
-                routes.clone(),
+                ),
+                None,
             ),
         };
-        let _ = manager_cell.set(manager.clone());
         let builder = Builder {
             slugs,
             runtime: runtime.clone(),
@@ -551,184 +497,4 @@ impl Platform {
         let _ = std::fs::remove_file(self.home.join("router"));
         Ok(())
     }
-}
-
-impl Platform {
-    /// A cluster host's loops: following its assignments, publishing its
-    /// dynos, following the others', scheduling while it holds the lease,
-    /// and following the ledger's changes made on other hosts.
-    async fn start_cluster(
-        &self,
-        c: &ClusterParts,
-    ) -> Result<Vec<tokio::task::JoinHandle<()>>, PlatformError> {
-        // Dynos reach no NATS server's and no host's port: their
-        // addresses are fenced as this host's own are.
-        for s in &c.servers {
-            let Some((host, port)) = url::Url::parse(s)
-                .ok()
-                .and_then(|u| Some((u.host_str()?.to_owned(), u.port().unwrap_or(4222))))
-            else {
-                continue;
-            };
-            self.ports.reserve(port);
-            let host = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            match tokio::net::lookup_host((host.as_str(), port)).await {
-                Ok(addrs) => addrs.for_each(|a| self.ports.fence(a.ip())),
-                Err(e) => tracing::warn!("resolving the NATS server {s}: {e}"),
-            }
-        }
-        let manager = self.service.manager().clone();
-        let (events, _) = tokio::sync::broadcast::channel(1024);
-        let changes = c.ledger.watch().await?;
-        let mut tasks = vec![
-            tokio::spawn(c.assignments.clone().follow(manager.clone())),
-            tokio::spawn(c.dynos.clone().publish(manager)),
-            tokio::spawn(c.dynos.clone().follow(self.routes.clone())),
-        ];
-        if let Some(s) = c.scheduler.lock().expect("scheduler lock").take() {
-            tasks.push(tokio::spawn(s.run(events.subscribe())));
-        }
-        let (ports, membership) = (self.ports.clone(), c.membership.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut changed = membership.changes();
-            loop {
-                for (_, h) in membership.hosts() {
-                    for a in [h.record.router, h.record.peer, h.record.api] {
-                        ports.reserve(a.port());
-                        if !a.ip().is_unspecified() {
-                            ports.fence(a.ip());
-                        }
-                    }
-                }
-                if changed.changed().await.is_err() {
-                    return;
-                }
-            }
-        }));
-        let service = self.service.clone();
-        tasks.push(tokio::spawn(async move {
-            use futures::StreamExt;
-            let mut changes = changes;
-            while let Some(app) = changes.next().await {
-                let _ = events.send(app.clone());
-                service.changed_elsewhere(&app).await;
-            }
-            tracing::warn!("the ledger's watch ended");
-        }));
-        Ok(tasks)
-    }
-}
-
-/// This host's name, as `wdyno hosts` shows it.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// The files of the home: private dirs, buildpacks, ledger (`alone`: a
-/// cluster host's is the cluster's), slugs (a cluster host's cache of
-/// them), token.
-fn open_home(
-    home: &Path,
-    limits: Limits,
-    alone: bool,
-) -> Result<(Option<SledLedger>, SlugDir, String), PlatformError> {
-    make_private_dir(home)?;
-    let token = api_token(home)?;
-    crate::buildpack::install_builtins(&home.join("buildpacks"))
-        .map_err(io("writing the built-in buildpacks"))?;
-    let ledger = match alone {
-        true => Some(SledLedger::open(&home.join("db"))?),
-        false => None,
-    };
-    let slugs = SlugDir::open(home.join("slugs"), limits)?;
-    // A home made by an older wdyno (or under a lax umask) keeps no
-    // secret readable by other users: the config vars are in db/.
-    for dir in ["db", "slugs"].iter().filter(|d| home.join(d).exists()) {
-        restrict_tree(&home.join(dir))
-            .map_err(io(format!("making {} private", home.join(dir).display())))?;
-    }
-    // Dyno dirs of a previous run are all stale.
-    let _ = std::fs::remove_dir_all(home.join("dynos"));
-    Ok((ledger, slugs, token))
-}
-
-/// Creates `home` (mode 0700) or takes an existing one's group and other
-/// permissions away: it holds the API token and every app's config.
-fn make_private_dir(home: &Path) -> Result<(), PlatformError> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(home)
-        .and_then(|()| std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700)))
-        .map_err(io(format!("creating {}", home.display())))
-}
-
-/// Takes group and other permissions off everything under `dir`.
-fn restrict_tree(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let md = std::fs::symlink_metadata(dir)?;
-    if md.file_type().is_symlink() {
-        return Ok(());
-    }
-    let mode = md.permissions().mode();
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & !0o077))?;
-    }
-    if md.is_dir() {
-        for entry in std::fs::read_dir(dir)? {
-            restrict_tree(&entry?.path())?;
-        }
-    }
-    Ok(())
-}
-
-/// The API token: kept across restarts in `api-token` (mode 0600).
-fn api_token(home: &Path) -> Result<String, PlatformError> {
-    let path = home.join("api-token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        let t = t.trim().to_owned();
-        if t.len() >= 32 {
-            return Ok(t);
-        }
-    }
-    let bytes: [u8; 32] = rand::rng().random();
-    let token = hex::encode(bytes);
-    write_private(&path, &format!("{token}\n"))?;
-    Ok(token)
-}
-
-fn write_private(path: &Path, text: &str) -> Result<(), PlatformError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(format!("writing {}", tmp.display())))?;
-    f.write_all(text.as_bytes())
-        .map_err(io(format!("writing {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(io(format!("writing {}", path.display())))
-}
-
-/// The email of the account a daemon serves: `WDYNO_OWNER_EMAIL`, else
-/// `$USER@localhost`.
-pub fn owner_email() -> String {
-    std::env::var("WDYNO_OWNER_EMAIL").unwrap_or_else(|_| {
-        let user = std::env::var("USER")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "wdyno".into());
-        format!("{user}@localhost")
-    })
 }

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 
+pub mod assignments;
 pub mod dynos;
 pub mod hosts;
 pub mod peers;

@@ -17,15 +17,17 @@ use crate::formation::Formation;
 use crate::idling::SleepAfter;
 use crate::ledger::{App, AppChange, Build, Ledger, LedgerError};
 use crate::logbus::Bus;
-use crate::manager::{CapacityUse, DynoInfo, Manager, ManagerError};
+use crate::manager::{DynoInfo, Manager, ManagerError};
 use crate::names::{AppName, ConfigKey, ProcessType};
 use crate::release::{Release, Status};
 use crate::routing::Routing;
 
 mod deploy;
+mod hosts;
 mod logs;
 mod visibility;
 
+pub use hosts::{HostAddresses, HostInfo, Peers};
 pub use logs::{Attached, AttachedEvent};
 pub use visibility::{FEATURES, Feature, features_of};
 
@@ -59,36 +61,6 @@ impl From<crate::placement::PlacementError> for ServiceError {
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
-
-/// A host of the platform, as `wdyno hosts` lists it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct HostInfo {
-    pub name: String,
-    pub state: &'static str,
-    /// Dynos it runs.
-    pub dynos: usize,
-    /// Where other hosts reach it (a cluster's hosts).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub addresses: Option<HostAddresses>,
-    pub heartbeat_at: chrono::DateTime<chrono::Utc>,
-    pub capacity: CapacityUse,
-}
-
-/// The other hosts of a cluster, as the service shows them.
-pub trait Peers: Send + Sync {
-    /// Every host, this one included.
-    fn hosts(&self) -> Vec<HostInfo>;
-    /// `app`'s dynos on the other hosts that are up.
-    fn dynos_elsewhere(&self, app: &AppName) -> Vec<DynoInfo>;
-}
-
-/// A cluster host's ports, as the others reach them.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct HostAddresses {
-    pub router: std::net::SocketAddr,
-    pub peer: std::net::SocketAddr,
-    pub api: std::net::SocketAddr,
-}
 
 /// The platform's operations. Cheap to share (`Arc<Service>`).
 pub struct Service {
@@ -201,29 +173,6 @@ impl Service {
     pub fn opened(&self, app: &AppName) {
         self.bus.open(app.as_str());
         self.manager.routes().open(app.as_str());
-    }
-
-    /// The ledger says `app` changed, perhaps through another host of a
-    /// cluster: a new app is opened here, a destroyed one's dynos stop, and
-    /// this host's share of its formation is reconciled.
-    pub async fn changed_elsewhere(&self, app: &AppName) {
-        match self.ledger.app(app).await {
-            Ok(record) => {
-                if !self.manager.routes().exists(app.as_str()) {
-                    self.restore(&record);
-                }
-                self.manager
-                    .routes()
-                    .set_routing(app.as_str(), record.routing);
-                self.start_drains(&record);
-                self.manager.request(app);
-            }
-            Err(LedgerError::AppNotFound(_)) => {
-                self.manager.remove_app(app).await;
-                self.drains.sync(app.as_str(), &[]);
-            }
-            Err(e) => tracing::warn!("{app} changed, but reading it failed: {e}"),
-        }
     }
 
     /// `apps:destroy`: stops its dynos, then removes every record, its
@@ -493,20 +442,5 @@ impl Service {
             .run_one_off(app, &release, "run", command, None)
             .await?;
         Ok(dyno.name().to_owned())
-    }
-
-    /// This host, as `wdyno hosts` shows it.
-    pub fn hosts(&self) -> Vec<HostInfo> {
-        if let Some(peers) = &self.peers {
-            return peers.hosts();
-        }
-        vec![HostInfo {
-            name: self.manager.host().name(),
-            state: "up",
-            dynos: self.manager.capacity().running as usize,
-            addresses: None,
-            heartbeat_at: chrono::Utc::now(),
-            capacity: self.manager.capacity(),
-        }]
     }
 }
