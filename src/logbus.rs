@@ -88,6 +88,22 @@ impl LogLine {
             text: sanitize(text),
         }
     }
+
+    /// [`LogLine::now`] for a text the caller owns: kept as it is, not
+    /// copied, when there is nothing to strip or cut.
+    pub fn now_owned(app: &str, source: Source, process: &str, text: String) -> Self {
+        let text = match is_clean(&text) {
+            true => text,
+            false => sanitize(&text),
+        };
+        LogLine {
+            at: Utc::now(),
+            app: app.to_owned(),
+            source,
+            process: process.to_owned(),
+            text,
+        }
+    }
 }
 
 impl fmt::Display for LogLine {
@@ -103,6 +119,20 @@ impl fmt::Display for LogLine {
     }
 }
 
+/// Whether `text` holds nothing [`sanitize`] would strip or cut. Bytes that
+/// may start a character worth a closer look: C0 controls and DEL, 0xC2
+/// (C1 controls, U+0080–U+009F), 0xD8 (U+061C), 0xE2 (U+200E–U+2069),
+/// 0xEF (U+FEFF, U+FFF9–U+FFFB); a line with one of those is checked by
+/// character.
+fn is_clean(text: &str) -> bool {
+    let suspect = |b: u8| (b < 0x20 && b != b'\t') || matches!(b, 0x7f | 0xc2 | 0xd8 | 0xe2 | 0xef);
+    text.len() <= MAX_LINE_BYTES
+        && (!text.bytes().any(suspect)
+            || !text
+                .chars()
+                .any(|c| (c.is_control() && c != '\t') || spoofs_layout(c)))
+}
+
 /// Removes terminal control sequences and other control characters (tabs
 /// stay), escapes the Unicode format characters that move or reorder text
 /// on a terminal (line and paragraph separators, bidi embeddings, overrides
@@ -110,18 +140,8 @@ impl fmt::Display for LogLine {
 /// drive the terminal of whoever reads its logs or make one line look like
 /// two, and cuts the line at [`MAX_LINE_BYTES`] on a character boundary.
 pub fn sanitize(text: &str) -> String {
-    // Most lines hold nothing to strip: copy them whole. Bytes that may start
-    // a character worth a closer look: C0 controls and DEL, 0xC2 (C1
-    // controls, U+0080–U+009F), 0xD8 (U+061C), 0xE2 (U+200E–U+2069), 0xEF
-    // (U+FEFF, U+FFF9–U+FFFB). Lines with one of those are checked by
-    // character before they are copied whole.
-    let suspect = |b: u8| (b < 0x20 && b != b'\t') || matches!(b, 0x7f | 0xc2 | 0xd8 | 0xe2 | 0xef);
-    if text.len() <= MAX_LINE_BYTES
-        && (!text.bytes().any(suspect)
-            || !text
-                .chars()
-                .any(|c| (c.is_control() && c != '\t') || spoofs_layout(c)))
-    {
+    // Most lines hold nothing to strip: copy them whole.
+    if is_clean(text) {
         return text.to_owned();
     }
     let mut out = String::with_capacity(text.len().min(MAX_LINE_BYTES));

@@ -269,3 +269,49 @@ pub async fn trivial_server() -> u16 {
     });
     port
 }
+
+/// The name of [`front_server`]'s thread, to read its CPU time by.
+pub const FRONT_THREAD: &str = "wdyno-front";
+
+/// What the router's front costs with nothing behind it: hyper's server
+/// as the router builds it (a current-thread runtime on a thread of its
+/// own, the same timer, header timeout and keep-alive), answering
+/// `hello` itself: no route, no dyno. The router's CPU per request can
+/// come no lower than this one's.
+pub fn front_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::Builder::new()
+        .name(FRONT_THREAD.into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((tcp, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = tcp.set_nodelay(true);
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(|_req| async {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(Bytes::from_static(b"hello\n")),
+                            ))
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(Duration::from_secs(30))
+                            .keep_alive(true)
+                            .serve_connection(TokioIo::new(tcp), service)
+                            .await;
+                    });
+                }
+            });
+        })
+        .unwrap();
+    port
+}

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::load::{self, Target};
-use crate::native::Fleet;
+use crate::native::{self, Fleet};
 use crate::served::{APP, Served, rps, us};
 use crate::{Plan, Row, Table, ms, ratio};
 
@@ -82,7 +82,9 @@ pub async fn router(
     // At least one connection per dyno, so the load reaches every dyno (and
     // every native process) as the router's does.
     let (c, t) = (plan.concurrency.max(n), plan.load_time);
+    let front = load::front_server();
     for client in Client::BOTH {
+        let front_cpu = front_cpu(front, client, c, t).await;
         let native = load::run(
             &client.target(Target::new(fleet.addrs(), "localhost", "/")),
             c,
@@ -132,7 +134,11 @@ pub async fn router(
                     client.name()
                 ),
                 wdyno: us(r_cpu.router),
-                baseline: format!("whole daemon: routed {}{direct_cpu}", us(r_cpu.daemon)),
+                baseline: format!(
+                    "whole daemon: routed {}{direct_cpu}; the router's front alone (its hyper server on a thread of its own answering itself, no route, no dyno): {}",
+                    us(r_cpu.daemon),
+                    us(front_cpu)
+                ),
                 ratio: "—".into(),
                 target: match keep_alive {
                     true => format!("≤ {}", us(ROUTER_CPU)),
@@ -151,6 +157,16 @@ pub async fn router(
     for app in apps {
         s.scale(app, 1).await;
     }
+}
+
+/// CPU per request of [`load::front_server`]'s thread under the same load.
+async fn front_cpu(port: u16, client: Client, c: usize, t: Duration) -> Duration {
+    let me = std::process::id();
+    let before = native::thread_cpu_time(me, load::FRONT_THREAD);
+    let l = load::run(&client.target(Target::local(port, "localhost", "/")), c, t).await;
+    assert_eq!(l.failed, 0, "the front alone failed requests");
+    let n = u32::try_from(l.ok.max(1)).unwrap_or(u32::MAX);
+    native::thread_cpu_time(me, load::FRONT_THREAD).saturating_sub(before) / n
 }
 
 /// The p99 latency the router adds at one keep-alive connection to one

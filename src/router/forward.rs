@@ -2,7 +2,7 @@
 //! port through hyper's pooling client, an in-memory one through the
 //! dyno's [`Pool`](super::pool::Pool), a proxy dyno's handler by a call.
 
-use http::{HeaderValue, Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
@@ -12,9 +12,9 @@ use super::{Backend, Router};
 use crate::placement::DynoAddr;
 
 /// The cluster's token, on a request one host's router hands another's.
-pub(super) const PEER_TOKEN: &str = "wdyno-peer-token";
+pub(super) const PEER_TOKEN: HeaderName = HeaderName::from_static("wdyno-peer-token");
 /// The dyno a handed-over request is for.
-pub(super) const PEER_DYNO: &str = "wdyno-dyno";
+pub(super) const PEER_DYNO: HeaderName = HeaderName::from_static("wdyno-dyno");
 
 /// A dyno's answer: over a connection, or from a proxy dyno's handler.
 pub(super) enum Answer {
@@ -53,7 +53,10 @@ impl Router {
                 }
             }
             DynoAddr::Memory(door) => {
-                *req.uri_mut() = path.parse().map_err(|_| Failed::Platform)?;
+                // A request target in origin form (`/path?q`) goes as it is.
+                if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+                    *req.uri_mut() = path.parse().map_err(|_| Failed::Platform)?;
+                }
                 match backend.pool.send(door, req).await {
                     Ok((resp, lent)) => Ok(Answer::Http(resp, Some(lent))),
                     Err(SendError::Connect(_)) => Err(Failed::Connect),

@@ -55,9 +55,13 @@ pub fn strip(headers: &mut HeaderMap, tunnel: bool) {
             }
         }
     }
-    for name in &HOP {
-        if !(tunnel && name == header::UPGRADE) {
-            headers.remove(name);
+    // One pass over the names first: most messages carry none of them,
+    // and a removal hashes its name.
+    if headers.keys().any(|k| HOP.contains(k)) {
+        for name in &HOP {
+            if !(tunnel && name == header::UPGRADE) {
+                headers.remove(name);
+            }
         }
     }
     if tunnel {

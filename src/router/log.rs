@@ -2,6 +2,7 @@
 //! ring when the request named an app that exists, else into the
 //! platform's own log (tracing), so made-up names keep nothing.
 
+use std::fmt::Write;
 use std::time::Instant;
 
 use rand::RngExt;
@@ -18,17 +19,19 @@ pub fn good_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"+/=-".contains(&b))
 }
 
+/// A new id, shaped as a UUID: 32 random hex digits in groups of 8, 4,
+/// 4, 4 and 12.
 pub fn new_request_id(rng: &mut rand::rngs::StdRng) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let a: u128 = rng.random();
-    let h = format!("{a:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    let mut id = String::with_capacity(36);
+    for i in 0..32 {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            id.push('-');
+        }
+        id.push(HEX[(a >> (124 - 4 * i)) as usize & 0xf] as char);
+    }
+    id
 }
 
 /// The path as a log field: quoted, and escaped only when it holds a quote
@@ -76,7 +79,11 @@ impl Router {
         if l.quiet {
             return;
         }
-        let text = format!(
+        let mut text = String::with_capacity(
+            160 + at.len() + l.path.len() + l.host.len() + l.request_id.len() + dyno.len(),
+        );
+        let _ = write!(
+            text,
             "{at} method={} path={} host={} request_id={} fwd=\"{}\" dyno={dyno} connect={connect}ms service={}ms status={status} bytes={bytes} protocol=http",
             l.method,
             l.path,
@@ -88,7 +95,7 @@ impl Router {
         match &l.app {
             Some(app) if l.known || self.table.exists(app) => {
                 self.bus
-                    .publish(LogLine::now(app, Source::Wdyno, "router", &text))
+                    .publish(LogLine::now_owned(app, Source::Wdyno, "router", text))
             }
             _ => tracing::warn!(target: "wdyno::router", "{text}"),
         }
@@ -125,6 +132,23 @@ mod tests {
         assert!(!good_request_id("short"));
         assert!(!good_request_id("has spaces in it, not allowed here"));
         assert!(!good_request_id(&"a".repeat(201)));
+    }
+
+    #[test]
+    fn new_request_ids_are_uuid_shaped_and_differ() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (a, b) = (new_request_id(&mut rng), new_request_id(&mut rng));
+        assert_ne!(a, b);
+        for id in [&a, &b] {
+            let groups: Vec<usize> = id.split('-').map(str::len).collect();
+            assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
+            assert!(
+                id.bytes()
+                    .all(|c| c == b'-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            );
+            assert!(good_request_id(id), "{id} must pass the router's own check");
+        }
     }
 
     #[test]

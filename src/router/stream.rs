@@ -128,9 +128,9 @@ where
                 if let Some(data) = frame.data_ref() {
                     self.sent += data.len() as u64;
                 }
-                let again = tokio::time::Instant::now() + self.idle_after;
+                let after = self.idle_after;
                 if let Some(idle) = self.idle.as_mut() {
-                    idle.as_mut().reset(again);
+                    idle.as_mut().reset(tokio::time::Instant::now() + after);
                 }
                 // hyper drops a body that says it has ended unpolled.
                 if self.inner.is_end_stream() {
