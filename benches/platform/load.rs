@@ -249,25 +249,36 @@ pub async fn open_loop(target: &Target, arrivals: &[Arrival]) -> OpenLoad {
 pub async fn trivial_server() -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = tcp.set_nodelay(true);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                        http_body_util::Full::new(Bytes::from_static(b"ok\n")),
-                    ))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
-            });
-        }
-    });
+    tokio::spawn(answer_all(
+        listener,
+        b"ok\n",
+        hyper::server::conn::http1::Builder::new(),
+    ));
     port
+}
+
+/// Answers `body` to every request on every connection `listener` takes,
+/// with hyper's server as `builder` makes it.
+async fn answer_all(
+    listener: tokio::net::TcpListener,
+    body: &'static [u8],
+    builder: hyper::server::conn::http1::Builder,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(|_req| async {
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                    Bytes::from_static(body),
+                )))
+            });
+            let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+        });
+    }
 }
 
 /// The name of [`front_server`]'s thread, to read its CPU time by.
@@ -291,25 +302,12 @@ pub fn front_server() -> u16 {
                 .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let Ok((tcp, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let _ = tcp.set_nodelay(true);
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(|_req| async {
-                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                                http_body_util::Full::new(Bytes::from_static(b"hello\n")),
-                            ))
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .timer(hyper_util::rt::TokioTimer::new())
-                            .header_read_timeout(Duration::from_secs(30))
-                            .keep_alive(true)
-                            .serve_connection(TokioIo::new(tcp), service)
-                            .await;
-                    });
-                }
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .keep_alive(true);
+                answer_all(listener, b"hello\n", builder).await
             });
         })
         .unwrap();

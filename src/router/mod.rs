@@ -350,12 +350,12 @@ impl Router {
                 req.headers()
                     .get(forward::PEER_DYNO)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|d| self.table.local(&app, d))
+                    .and_then(|d| self.table.local_counted(&app, d))
                     .ok_or(NoRoute::NoWebDynos)
             }
             false => {
                 let mut rng = self.rng.lock().expect("router rng");
-                self.table.pick(&app, |n| rng.random_range(0..n))
+                self.table.pick_counted(&app, |n| rng.random_range(0..n))
             }
         };
         line.known = !matches!(backend, Err(NoRoute::NoSuchApp));
@@ -380,18 +380,22 @@ impl Router {
             Err(NoRoute::Asleep) => {
                 wake::held_until_up(&self.table, &app, self.cfg.boot_timeout, || {
                     let mut rng = self.rng.lock().expect("router rng");
-                    self.table.pick(&app, |n| rng.random_range(0..n))
+                    self.table.pick_counted(&app, |n| rng.random_range(0..n))
                 })
                 .await
             }
             picked => picked,
         };
-        let backend = match backend {
-            Ok(b) if b.waiting() >= self.cfg.backlog => {
+        // Counted in flight from the pick on (inside the table's lock), so
+        // the manager can let a dyno it takes out of service finish what
+        // it was sent, and least-connections sees it busy; the guard goes
+        // with the answer's body, to its last byte.
+        let (backend, inflight) = match backend {
+            Ok((b, _)) if b.waiting() >= self.cfg.backlog => {
                 // Past its backlog: the dyno with the shortest, if any is
                 // shorter.
                 match self.table.least_waiting(&app) {
-                    Some(o) if o.waiting() < self.cfg.backlog => o,
+                    Some(o) if o.0.waiting() < self.cfg.backlog => o,
                     _ => {
                         self.log_error(&line, "H11", "Backlog too deep", None, started);
                         return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
@@ -410,10 +414,6 @@ impl Router {
                 return text(StatusCode::SERVICE_UNAVAILABLE, ERROR_PAGE);
             }
         };
-        // Counted until the answer's last byte (the guard goes with its
-        // body), so the manager can let a dyno it takes out of service
-        // finish what it was sent, and least-connections sees it busy.
-        let inflight = backend.inflight.enter();
         let upgrade = hop::wants_upgrade(req.headers());
         // Any `Upgrade` header stops the head scan (hyper may switch
         // protocols on it): unless tunnelled, the connection then closes.

@@ -38,6 +38,11 @@ impl Backend {
     }
 }
 
+/// A backend, its request counted in flight.
+fn counted(b: &Backend) -> (Backend, Request) {
+    (b.clone(), b.inflight.enter())
+}
+
 /// Requests in flight to one dyno, and a wake-up for whoever waits for
 /// them all to be answered (a dyno leaving the router is drained by this
 /// notification, not by polling).
@@ -197,12 +202,18 @@ impl RouteTable {
     /// The up web dyno `dyno` of `app` that runs on this host (a request
     /// another host's router handed over).
     pub fn local(&self, app: &str, dyno: &str) -> Option<Backend> {
+        self.local_counted(app, dyno).map(|(b, _)| b)
+    }
+
+    /// [`RouteTable::local`], its request counted in flight from inside the
+    /// table's lock (see [`RouteTable::pick_counted`]).
+    pub fn local_counted(&self, app: &str, dyno: &str) -> Option<(Backend, Request)> {
         let t = self.inner.read().expect("route table lock");
         t.get(app)?
             .backends
             .iter()
             .find(|b| b.dyno == dyno && !matches!(b.addr, DynoAddr::Remote { .. }))
-            .cloned()
+            .map(counted)
     }
 
     /// How `app`'s requests are spread from now on.
@@ -259,14 +270,14 @@ impl RouteTable {
 
     /// The up web dyno of `app` with the fewest requests waiting for it
     /// to take them ([`Backend::waiting`]).
-    pub fn least_waiting(&self, app: &str) -> Option<Backend> {
+    pub fn least_waiting(&self, app: &str) -> Option<(Backend, Request)> {
         let table = self.inner.read().expect("route table lock");
         table
             .get(app)?
             .backends
             .iter()
             .min_by_key(|b| b.waiting())
-            .cloned()
+            .map(counted)
     }
 
     /// One up web dyno of `app`, cloning only that one. `random(n)` is a
@@ -279,11 +290,19 @@ impl RouteTable {
     /// cost more than it gains.
     /// Every pick of a known app stamps its idle clock; a sleeping app
     /// with no dyno up yet is [`NoRoute::Asleep`].
-    pub fn pick(
+    pub fn pick(&self, app: &str, random: impl FnMut(usize) -> usize) -> Result<Backend, NoRoute> {
+        self.pick_counted(app, random).map(|(b, _)| b)
+    }
+
+    /// [`RouteTable::pick`], the request counted in flight to the dyno
+    /// before the table's lock is let go: a dyno taken out of the table
+    /// (under its write lock) and then drained sees every request the
+    /// router picked it for, however soon after the pick it is retired.
+    pub fn pick_counted(
         &self,
         app: &str,
         mut random: impl FnMut(usize) -> usize,
-    ) -> Result<Backend, NoRoute> {
+    ) -> Result<(Backend, Request), NoRoute> {
         let table = self.inner.read().expect("route table lock");
         let routes = table.get(app);
         if let Some(r) = routes {
@@ -320,7 +339,7 @@ impl RouteTable {
                     }
                     _ => i,
                 };
-                Ok(b[chosen].clone())
+                Ok(counted(&b[chosen]))
             }
             Some(r) if r.dormancy.is_asleep() => Err(NoRoute::Asleep),
             Some(r) if r.web_crashed => Err(NoRoute::Crashed),

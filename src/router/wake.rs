@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use super::table::{Backend, NoRoute, RouteTable};
+use super::table::{NoRoute, RouteTable};
 
 /// Requests held per sleeping app while it wakes: a wake takes
 /// milliseconds, so 200 covers a burst at a busy app's first second
@@ -162,12 +162,12 @@ impl Dormancy {
 /// Holds a request for `app`, found asleep, until one of its web dynos is
 /// up (then the one `pick` chooses), or answers why not (see the module
 /// doc): `Crashed`, `BootTimeout`, `Backlog`, `NoWebDynos` or `NoSuchApp`.
-pub async fn held_until_up(
+pub async fn held_until_up<T>(
     table: &RouteTable,
     app: &str,
     boot_timeout: Duration,
-    mut pick: impl FnMut() -> Result<Backend, NoRoute>,
-) -> Result<Backend, NoRoute> {
+    mut pick: impl FnMut() -> Result<T, NoRoute>,
+) -> Result<T, NoRoute> {
     let Some(dormancy) = table.dormancy(app) else {
         return Err(NoRoute::NoSuchApp);
     };
@@ -196,7 +196,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn backend(id: u64) -> Backend {
+    fn backend(id: u64) -> super::super::table::Backend {
         super::super::table::test_backend(id)
     }
 
