@@ -350,12 +350,12 @@ impl Router {
                 req.headers()
                     .get(forward::PEER_DYNO)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|d| self.table.local_counted(&app, d))
+                    .and_then(|d| self.table.local(&app, d))
                     .ok_or(NoRoute::NoWebDynos)
             }
             false => {
                 let mut rng = self.rng.lock().expect("router rng");
-                self.table.pick_counted(&app, |n| rng.random_range(0..n))
+                self.table.pick(&app, |n| rng.random_range(0..n))
             }
         };
         line.known = !matches!(backend, Err(NoRoute::NoSuchApp));
@@ -380,7 +380,7 @@ impl Router {
             Err(NoRoute::Asleep) => {
                 wake::held_until_up(&self.table, &app, self.cfg.boot_timeout, || {
                     let mut rng = self.rng.lock().expect("router rng");
-                    self.table.pick_counted(&app, |n| rng.random_range(0..n))
+                    self.table.pick(&app, |n| rng.random_range(0..n))
                 })
                 .await
             }

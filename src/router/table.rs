@@ -200,14 +200,9 @@ impl RouteTable {
     }
 
     /// The up web dyno `dyno` of `app` that runs on this host (a request
-    /// another host's router handed over).
-    pub fn local(&self, app: &str, dyno: &str) -> Option<Backend> {
-        self.local_counted(app, dyno).map(|(b, _)| b)
-    }
-
-    /// [`RouteTable::local`], its request counted in flight from inside the
-    /// table's lock (see [`RouteTable::pick_counted`]).
-    pub fn local_counted(&self, app: &str, dyno: &str) -> Option<(Backend, Request)> {
+    /// another host's router handed over), its request counted in flight
+    /// (as [`RouteTable::pick`] counts it).
+    pub fn local(&self, app: &str, dyno: &str) -> Option<(Backend, Request)> {
         let t = self.inner.read().expect("route table lock");
         t.get(app)?
             .backends
@@ -269,7 +264,8 @@ impl RouteTable {
     }
 
     /// The up web dyno of `app` with the fewest requests waiting for it
-    /// to take them ([`Backend::waiting`]).
+    /// to take them ([`Backend::waiting`]), its request counted in flight
+    /// (as [`RouteTable::pick`] counts it).
     pub fn least_waiting(&self, app: &str) -> Option<(Backend, Request)> {
         let table = self.inner.read().expect("route table lock");
         table
@@ -290,15 +286,12 @@ impl RouteTable {
     /// cost more than it gains.
     /// Every pick of a known app stamps its idle clock; a sleeping app
     /// with no dyno up yet is [`NoRoute::Asleep`].
-    pub fn pick(&self, app: &str, random: impl FnMut(usize) -> usize) -> Result<Backend, NoRoute> {
-        self.pick_counted(app, random).map(|(b, _)| b)
-    }
-
-    /// [`RouteTable::pick`], the request counted in flight to the dyno
-    /// before the table's lock is let go: a dyno taken out of the table
-    /// (under its write lock) and then drained sees every request the
-    /// router picked it for, however soon after the pick it is retired.
-    pub fn pick_counted(
+    ///
+    /// The request is counted in flight to the dyno before the table's
+    /// lock is let go: a dyno taken out of the table (under its write
+    /// lock) and then drained sees every request the router picked it
+    /// for, however soon after the pick it is retired.
+    pub fn pick(
         &self,
         app: &str,
         mut random: impl FnMut(usize) -> usize,
@@ -384,7 +377,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let mut held = Vec::new();
         for _ in 0..1000 {
-            let b = t.pick("a", |n| rng.random_range(0..n)).unwrap();
+            let (b, _) = t.pick("a", |n| rng.random_range(0..n)).unwrap();
             let routes = t.inner.read().unwrap()["a"].backends.clone();
             let other = routes.iter().find(|o| o.id != b.id).unwrap();
             assert!(
@@ -421,14 +414,14 @@ mod tests {
             .collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         for _ in 0..200 {
-            let b = t.pick("a", |n| rng.random_range(0..n)).unwrap();
+            let (b, _) = t.pick("a", |n| rng.random_range(0..n)).unwrap();
             assert_eq!(b.id, 7);
         }
         drop(held);
         // All idle: the picks spread over all ten.
         let mut hits = [0u32; 11];
         for _ in 0..2000 {
-            hits[t.pick("a", |n| rng.random_range(0..n)).unwrap().id as usize] += 1;
+            hits[t.pick("a", |n| rng.random_range(0..n)).unwrap().0.id as usize] += 1;
         }
         assert!(
             hits[1..].iter().all(|&h| (120..280).contains(&h)),
@@ -446,7 +439,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let mut hits = [0u32; 5];
         for _ in 0..4000 {
-            let b = t.pick("a", |n| rng.random_range(0..n)).unwrap();
+            let (b, _) = t.pick("a", |n| rng.random_range(0..n)).unwrap();
             hits[b.id as usize] += 1;
         }
         for h in &hits[1..] {

@@ -213,7 +213,10 @@ mod tests {
         let held = {
             let t = t.clone();
             tokio::spawn(async move {
-                held_until_up(&t, "a", Duration::from_secs(10), || t.pick("a", |_| 0)).await
+                held_until_up(&t, "a", Duration::from_secs(10), || {
+                    t.pick("a", |_| 0).map(|(b, _)| b)
+                })
+                .await
             })
         };
         // The sleeper is asked once, then the dyno comes up.
@@ -233,7 +236,10 @@ mod tests {
         let held = {
             let t = t.clone();
             tokio::spawn(async move {
-                held_until_up(&t, "a", Duration::from_secs(10), || t.pick("a", |_| 0)).await
+                held_until_up(&t, "a", Duration::from_secs(10), || {
+                    t.pick("a", |_| 0).map(|(b, _)| b)
+                })
+                .await
             })
         };
         // Crashing is seen by a request held before or after it.
@@ -242,7 +248,10 @@ mod tests {
         assert_eq!(held.await.unwrap().unwrap_err(), NoRoute::Crashed);
 
         t.set_asleep("a");
-        let r = held_until_up(&t, "a", Duration::from_millis(50), || t.pick("a", |_| 0)).await;
+        let r = held_until_up(&t, "a", Duration::from_millis(50), || {
+            t.pick("a", |_| 0).map(|(b, _)| b)
+        })
+        .await;
         assert_eq!(r.unwrap_err(), NoRoute::BootTimeout);
     }
 
@@ -251,7 +260,10 @@ mod tests {
         let t = RouteTable::new();
         let d = asleep_app(&t);
         let holds: Vec<_> = (0..MAX_HELD).map(|_| d.hold().unwrap()).collect();
-        let r = held_until_up(&t, "a", Duration::from_secs(10), || t.pick("a", |_| 0)).await;
+        let r = held_until_up(&t, "a", Duration::from_secs(10), || {
+            t.pick("a", |_| 0).map(|(b, _)| b)
+        })
+        .await;
         assert_eq!(r.unwrap_err(), NoRoute::Backlog);
         drop(holds);
         assert!(d.hold().is_some());
