@@ -16,6 +16,13 @@ pub(super) const PEER_TOKEN: HeaderName = HeaderName::from_static("wdyno-peer-to
 /// The dyno a handed-over request is for.
 pub(super) const PEER_DYNO: HeaderName = HeaderName::from_static("wdyno-dyno");
 
+/// Headers the router sets on every request it forwards.
+pub(super) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(super) const X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
+pub(super) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(super) const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(super) const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+
 /// A dyno's answer: over a connection, or from a proxy dyno's handler.
 pub(super) enum Answer {
     Http(Response<Incoming>, Option<pool::Lent>),

@@ -36,6 +36,16 @@ pub struct Framing {
     taken: AtomicU64,
 }
 
+/// The length of a request target as it was sent (without the string).
+pub fn uri_len(uri: &http::Uri) -> usize {
+    let origin = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    match (uri.scheme_str(), uri.authority()) {
+        (Some(s), Some(a)) => s.len() + 3 + a.as_str().len() + origin,
+        (None, Some(a)) => a.as_str().len() + origin,
+        _ => origin.max(1),
+    }
+}
+
 /// Why the handler must refuse a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {

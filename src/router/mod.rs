@@ -46,7 +46,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::client::legacy::Client;
@@ -82,22 +82,6 @@ struct Router {
     /// Ends tunnels and idle connections at shutdown.
     stop: CancellationToken,
     tasks: TaskTracker,
-}
-
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-
-/// The length of a request target as it was sent (without the string).
-fn uri_len(uri: &http::Uri) -> usize {
-    let origin = uri.path_and_query().map_or(0, |p| p.as_str().len());
-    match (uri.scheme_str(), uri.authority()) {
-        (Some(s), Some(a)) => s.len() + 3 + a.as_str().len() + origin,
-        (None, Some(a)) => a.as_str().len() + origin,
-        _ => origin.max(1),
-    }
 }
 
 /// Connections past the cap being answered 503 at once.
@@ -281,7 +265,7 @@ impl Router {
         let request_id = {
             let mut rng = self.rng.lock().expect("router rng");
             req.headers()
-                .get(X_REQUEST_ID)
+                .get(forward::X_REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| good_request_id(v))
                 .map(str::to_owned)
@@ -314,7 +298,7 @@ impl Router {
                 return closing(StatusCode::BAD_REQUEST, "Bad Request\n");
             }
         }
-        let head: usize = uri_len(req.uri())
+        let head: usize = head::uri_len(req.uri())
             + req
                 .headers()
                 .iter()
@@ -425,23 +409,29 @@ impl Router {
         headers.remove(forward::PEER_TOKEN);
         headers.remove(forward::PEER_DYNO);
         headers.insert(
-            X_REQUEST_ID,
+            forward::X_REQUEST_ID,
             HeaderValue::from_str(&line.request_id).expect("request ids are ASCII"),
         );
         // A handed-over request has them from the router that had it.
         if !self.peer {
-            let fwd = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            let fwd = match headers
+                .get(forward::X_FORWARDED_FOR)
+                .and_then(|v| v.to_str().ok())
+            {
                 Some(prev) => HeaderValue::from_str(&format!("{prev}, {}", line.fwd)),
                 None => HeaderValue::from_str(&line.fwd),
             };
             if let Ok(v) = fwd {
-                headers.insert(X_FORWARDED_FOR, v);
+                headers.insert(forward::X_FORWARDED_FOR, v);
             }
-            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-            headers.insert(X_FORWARDED_PORT, HeaderValue::from(self.port));
+            headers.insert(forward::X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+            headers.insert(forward::X_FORWARDED_PORT, HeaderValue::from(self.port));
             headers.insert(header::VIA, HeaderValue::from_static("1.1 wdyno"));
             // Set, never passed on: a client cannot fake its queue time.
-            headers.insert(X_REQUEST_START, HeaderValue::from(received_ms as u64));
+            headers.insert(
+                forward::X_REQUEST_START,
+                HeaderValue::from(received_ms as u64),
+            );
         }
         let (parts, body) = req.into_parts();
         let (body, overflow) = Capped::new(body, self.cfg.max_body as u64);
