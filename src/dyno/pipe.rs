@@ -131,10 +131,18 @@ impl PipeState {
 /// The router's end of a connection.
 pub struct MemStream {
     /// Dyno to router.
-    rx: Arc<Pipe>,
+    rx: ReadEnd,
     /// Router to dyno.
-    tx: Arc<Pipe>,
+    tx: WriteEnd,
 }
+
+/// The router's reading end of a connection: dropped, the dyno's writes
+/// are refused.
+pub struct ReadEnd(Arc<Pipe>);
+
+/// The router's writing end of a connection: dropped (or closed), the
+/// dyno reads the end of the stream.
+pub struct WriteEnd(Arc<Pipe>);
 
 impl MemStream {
     /// A new connection: the router's end, and the guest's input (what
@@ -142,10 +150,69 @@ impl MemStream {
     pub fn open() -> (MemStream, Arc<Pipe>, Arc<Pipe>) {
         let (down, up) = (Arc::new(Pipe::default()), Arc::new(Pipe::default()));
         let router = MemStream {
-            rx: up.clone(),
-            tx: down.clone(),
+            rx: ReadEnd(up.clone()),
+            tx: WriteEnd(down.clone()),
         };
         (router, down, up)
+    }
+
+    /// The two directions, to be read and written apart.
+    pub fn into_halves(self) -> (ReadEnd, WriteEnd) {
+        (self.rx, self.tx)
+    }
+
+    pub fn from_halves(rx: ReadEnd, tx: WriteEnd) -> Self {
+        MemStream { rx, tx }
+    }
+}
+
+impl ReadEnd {
+    /// What the dyno sent, as it was written; `None` at the end.
+    pub fn poll_chunk(&self, cx: &Context<'_>) -> Poll<Option<Bytes>> {
+        self.0.poll_read(cx, usize::MAX)
+    }
+
+    /// Nothing unread and the dyno's side still open: a connection that
+    /// may carry another request.
+    pub fn is_quiet(&self) -> bool {
+        let s = self.0.lock();
+        s.chunks.is_empty() && !s.write_closed && !s.read_closed
+    }
+}
+
+impl WriteEnd {
+    /// Room for this many bytes (at least one), or the dyno stopped
+    /// reading (`BrokenPipe`).
+    pub fn poll_room(&self, cx: &Context<'_>) -> Poll<io::Result<usize>> {
+        self.0.poll_room(cx)
+    }
+
+    /// Queues `bytes` for the dyno, however many (callers wait for room
+    /// first and write at most what it holds, or a head).
+    pub fn push(&self, bytes: Bytes) {
+        self.0.push(bytes)
+    }
+
+    /// The dyno still reads what is written.
+    pub fn is_open(&self) -> bool {
+        let s = self.0.lock();
+        !s.read_closed && !s.write_closed
+    }
+
+    pub fn close(&self) {
+        self.0.close_write()
+    }
+}
+
+impl Drop for ReadEnd {
+    fn drop(&mut self) {
+        self.0.close_read();
+    }
+}
+
+impl Drop for WriteEnd {
+    fn drop(&mut self) {
+        self.0.close_write();
     }
 }
 
@@ -155,7 +222,7 @@ impl AsyncRead for MemStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.rx.poll_read(cx, buf.remaining()) {
+        match self.rx.0.poll_read(cx, buf.remaining()) {
             Poll::Ready(Some(b)) => {
                 buf.put_slice(&b);
                 Poll::Ready(Ok(()))
@@ -172,9 +239,9 @@ impl AsyncWrite for MemStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let room = std::task::ready!(self.tx.poll_room(cx))?;
+        let room = std::task::ready!(self.tx.0.poll_room(cx))?;
         let n = room.min(buf.len());
-        self.tx.push(Bytes::copy_from_slice(&buf[..n]));
+        self.tx.0.push(Bytes::copy_from_slice(&buf[..n]));
         Poll::Ready(Ok(n))
     }
 
@@ -184,7 +251,7 @@ impl AsyncWrite for MemStream {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         // One copy of what fits, as writev would hand the kernel.
-        let room = std::task::ready!(self.tx.poll_room(cx))?;
+        let room = std::task::ready!(self.tx.0.poll_room(cx))?;
         let mut out = bytes::BytesMut::with_capacity(room.min(bufs.iter().map(|b| b.len()).sum()));
         for b in bufs {
             let take = (room - out.len()).min(b.len());
@@ -194,7 +261,7 @@ impl AsyncWrite for MemStream {
             }
         }
         let n = out.len();
-        self.tx.push(out.freeze());
+        self.tx.0.push(out.freeze());
         Poll::Ready(Ok(n))
     }
 
@@ -207,15 +274,8 @@ impl AsyncWrite for MemStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.tx.close_write();
+        self.tx.0.close_write();
         Poll::Ready(Ok(()))
-    }
-}
-
-impl Drop for MemStream {
-    fn drop(&mut self) {
-        self.rx.close_read();
-        self.tx.close_write();
     }
 }
 

@@ -7,7 +7,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::body::Capped;
-use super::pool::{self, SendError};
+use super::pool::SendError;
+use super::wire::AnswerBody;
 use super::{Backend, Router};
 use crate::placement::DynoAddr;
 
@@ -25,7 +26,9 @@ pub(super) const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwa
 
 /// A dyno's answer: over a connection, or from a proxy dyno's handler.
 pub(super) enum Answer {
-    Http(Response<Incoming>, Option<pool::Lent>),
+    Http(Response<Incoming>),
+    /// From a dyno whose `$PORT` is in memory: its body reads the pipe.
+    Memory(Response<AnswerBody>),
     Handler(Response<crate::dyno::proxy::Body>),
 }
 
@@ -54,20 +57,32 @@ impl Router {
                     .parse()
                     .map_err(|_| Failed::Platform)?;
                 match self.client.request(req).await {
-                    Ok(resp) => Ok(Answer::Http(resp, None)),
+                    Ok(resp) => Ok(Answer::Http(resp)),
                     Err(e) if e.is_connect() => Err(Failed::Connect),
                     Err(_) => Err(Failed::Closed),
                 }
             }
             DynoAddr::Memory(door) => {
-                // A request target in origin form (`/path?q`) goes as it is.
-                if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+                // A request target in origin form (`/path?q`) goes as it
+                // is; one in absolute form gives its authority to `Host`
+                // when the client sent none.
+                if let Some(authority) = req.uri().authority().cloned() {
+                    if !req.headers().contains_key(http::header::HOST) {
+                        let host = HeaderValue::from_str(authority.as_str())
+                            .map_err(|_| Failed::Platform)?;
+                        req.headers_mut().insert(http::header::HOST, host);
+                    }
+                    *req.uri_mut() = path.parse().map_err(|_| Failed::Platform)?;
+                } else if req.uri().scheme().is_some() {
                     *req.uri_mut() = path.parse().map_err(|_| Failed::Platform)?;
                 }
                 match backend.pool.send(door, req).await {
-                    Ok((resp, lent)) => Ok(Answer::Http(resp, Some(lent))),
+                    Ok(resp) => Ok(Answer::Memory(resp)),
                     Err(SendError::Connect(_)) => Err(Failed::Connect),
-                    Err(SendError::Http(_)) => Err(Failed::Closed),
+                    Err(SendError::Wire(e)) => {
+                        tracing::debug!(dyno = %backend.dyno, "no answer: {e}");
+                        Err(Failed::Closed)
+                    }
                 }
             }
             DynoAddr::Remote { peer, .. } => {
@@ -85,7 +100,7 @@ impl Router {
                     HeaderValue::from_str(&backend.dyno).map_err(|_| Failed::Platform)?,
                 );
                 match self.client.request(req).await {
-                    Ok(resp) => Ok(Answer::Http(resp, None)),
+                    Ok(resp) => Ok(Answer::Http(resp)),
                     Err(e) if e.is_connect() => Err(Failed::Connect),
                     Err(_) => Err(Failed::Closed),
                 }

@@ -27,7 +27,7 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
 }
 
-fn connection_has(headers: &HeaderMap, option: &str) -> bool {
+pub(super) fn connection_has(headers: &HeaderMap, option: &str) -> bool {
     headers
         .get_all(header::CONNECTION)
         .iter()

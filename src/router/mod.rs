@@ -39,6 +39,7 @@ mod stream;
 pub mod table;
 mod tunnel;
 pub mod wake;
+mod wire;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -464,7 +465,8 @@ impl Router {
         };
         let connect = connect_started.duration_since(started).as_millis();
         let headers = match &answer {
-            Answer::Http(resp, _) => resp.headers(),
+            Answer::Http(resp) => resp.headers(),
+            Answer::Memory(resp) => resp.headers(),
             Answer::Handler(resp) => resp.headers(),
         };
         // Looked at before hop-by-hop headers (`Transfer-Encoding`) go.
@@ -483,15 +485,25 @@ impl Router {
             return text(StatusCode::BAD_GATEWAY, ERROR_PAGE);
         }
         match answer {
-            Answer::Http(resp, lent) => {
-                let resp = self.tunnel(resp, client_upgrade, asked_upgrade);
-                self.answer(resp, line, &backend, connect, started, inflight, lent)
+            Answer::Http(resp) => {
+                let resp = self.tunnel(resp, client_upgrade, asked_upgrade, |r| {
+                    tunnel::DynoSide::Hyper(hyper::upgrade::on(r))
+                });
+                self.answer(resp, line, &backend, connect, started, inflight)
+            }
+            Answer::Memory(resp) => {
+                let resp = self.tunnel(resp, client_upgrade, asked_upgrade, |r| {
+                    r.body_mut()
+                        .take_upgrade()
+                        .map_or(tunnel::DynoSide::Gone, tunnel::DynoSide::Memory)
+                });
+                self.answer(resp, line, &backend, connect, started, inflight)
             }
             Answer::Handler(mut resp) => {
                 hop::strip(resp.headers_mut(), false);
                 let resp =
                     resp.map(|b| b.map_err(Box::<dyn std::error::Error + Send + Sync>::from));
-                self.answer(resp, line, &backend, connect, started, inflight, None)
+                self.answer(resp, line, &backend, connect, started, inflight)
             }
         }
     }

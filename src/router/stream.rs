@@ -17,7 +17,6 @@ use http::{Response, header};
 use http_body_util::BodyExt;
 
 use super::log::LineBits;
-use super::pool::Lent;
 use super::table;
 use super::{Backend, Router};
 
@@ -47,8 +46,6 @@ pub(super) struct Streamed<B> {
     /// whole at the first poll and never need a timer.
     idle: Option<Pin<Box<Sleep>>>,
     line: Option<Line>,
-    /// The in-memory connection it came on, given back at its end.
-    lent: Option<Lent>,
     _inflight: table::Request,
 }
 
@@ -62,33 +59,19 @@ where
         idle_after: Duration,
         line: Line,
         inflight: table::Request,
-        lent: Option<Lent>,
     ) -> Self {
-        let mut s = Streamed {
+        Streamed {
             inner,
             sent: 0,
             idle_after,
             idle: None,
             line: Some(line),
-            lent,
             _inflight: inflight,
-        };
-        // An empty answer (204, a HEAD) is never polled.
-        if s.inner.is_end_stream() {
-            s.ended();
         }
-        s
     }
 }
 
 impl<B> Streamed<B> {
-    /// Read to its end: the connection may carry another request.
-    fn ended(&mut self) {
-        if let Some(lent) = self.lent.take() {
-            lent.give_back();
-        }
-    }
-
     /// Writes the line once: `H15` when the stream went idle, else the
     /// ordinary line if it was not written at the head.
     fn finish(&mut self, idle: bool) {
@@ -132,10 +115,6 @@ where
                 if let Some(idle) = self.idle.as_mut() {
                     idle.as_mut().reset(tokio::time::Instant::now() + after);
                 }
-                // hyper drops a body that says it has ended unpolled.
-                if self.inner.is_end_stream() {
-                    self.ended();
-                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -143,7 +122,6 @@ where
                 Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(None) => {
-                self.ended();
                 self.finish(false);
                 Poll::Ready(None)
             }
@@ -189,7 +167,6 @@ impl Router {
         connect: u128,
         started: Instant,
         inflight: table::Request,
-        lent: Option<Lent>,
     ) -> Response<super::Body>
     where
         B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
@@ -224,6 +201,6 @@ impl Router {
             written: sized.is_some(),
         };
         let idle = self.cfg.idle_timeout;
-        resp.map(|b| Streamed::new(b, idle, line, inflight, lent).boxed_unsync())
+        resp.map(|b| Streamed::new(b, idle, line, inflight).boxed_unsync())
     }
 }

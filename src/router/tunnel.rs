@@ -6,32 +6,57 @@
 use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use super::wire::Upgraded;
 use super::{Router, hop};
 
 /// A tunnel with no byte either way for this long is closed (Heroku's
 /// router closes idle WebSockets after 55 s, as it does idle streams: H15).
 pub const TUNNEL_IDLE: Duration = Duration::from_secs(55);
 
+/// The dyno's end of a tunnel.
+pub(super) enum DynoSide {
+    /// A connection of hyper's client (a real port, another host).
+    Hyper(OnUpgrade),
+    /// An in-memory connection.
+    Memory(Upgraded),
+    /// Its connection is gone: there is nothing to join.
+    Gone,
+}
+
 /// Joins the client's and the dyno's upgraded connections; returns when
 /// the tunnel is over.
-pub async fn run(client: OnUpgrade, dyno: OnUpgrade, stop: CancellationToken) {
-    let (client, dyno) = match tokio::try_join!(client, dyno) {
-        Ok(both) => both,
+async fn run(client: OnUpgrade, dyno: DynoSide, stop: CancellationToken) {
+    let client = match client.await {
+        Ok(c) => c,
         Err(e) => return tracing::debug!("upgrade did not complete: {e}"),
     };
-    let (mut c, mut d) = (TokioIo::new(client), TokioIo::new(dyno));
-    tokio::select! {
-        _ = splice(&mut c, &mut d) => {}
-        _ = stop.cancelled() => {}
+    let mut c = TokioIo::new(client);
+    match dyno {
+        DynoSide::Hyper(dyno) => match dyno.await {
+            Ok(d) => join(&mut c, &mut TokioIo::new(d), stop).await,
+            Err(e) => tracing::debug!("upgrade did not complete: {e}"),
+        },
+        DynoSide::Memory(mut d) => join(&mut c, &mut d, stop).await,
+        DynoSide::Gone => {}
     }
     let _ = c.shutdown().await;
-    let _ = d.shutdown().await;
+}
+
+async fn join<A, B>(a: &mut A, b: &mut B, stop: CancellationToken)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio::select! {
+        _ = splice(a, b) => {}
+        _ = stop.cancelled() => {}
+    }
+    let _ = b.shutdown().await;
 }
 
 /// Copies both ways until one side ends or neither sends for
@@ -68,16 +93,17 @@ where
 impl Router {
     /// A WebSocket handshake the dyno accepted becomes a tunnel; hop-by-hop
     /// headers go.
-    pub(super) fn tunnel(
+    pub(super) fn tunnel<B>(
         &self,
-        mut resp: Response<Incoming>,
+        mut resp: Response<B>,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
         asked_upgrade: bool,
-    ) -> Response<Incoming> {
+        dyno_side: impl FnOnce(&mut Response<B>) -> DynoSide,
+    ) -> Response<B> {
         let tunnel = resp.status() == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some();
         hop::strip(resp.headers_mut(), tunnel);
         if let (true, Some(client)) = (tunnel, client_upgrade) {
-            let dyno = hyper::upgrade::on(&mut resp);
+            let dyno = dyno_side(&mut resp);
             self.tasks.spawn(run(client, dyno, self.stop.child_token()));
         } else if asked_upgrade {
             // The scan of this connection stopped at the handshake: the
