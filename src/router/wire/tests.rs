@@ -2,15 +2,12 @@
 //! guest end writes answers byte by byte or whole, as apps do, and reads
 //! what the router sent.
 
-use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::{Body, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError};
@@ -353,21 +350,6 @@ async fn a_connection_closed_before_an_answer_or_inside_its_head_is_an_error() {
     }
 }
 
-/// A body of frames with no length known ahead: it goes chunked.
-struct Frames(VecDeque<Frame<Bytes>>);
-
-impl Body for Frames {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Poll::Ready(self.0.pop_front().map(Ok))
-    }
-}
-
 #[tokio::test]
 async fn request_bodies_go_framed_by_their_length_or_chunked() {
     let mut trailers = http::HeaderMap::new();
@@ -402,11 +384,15 @@ async fn request_bodies_go_framed_by_their_length_or_chunked() {
             Request::post("/stream")
                 .header("host", "h")
                 .body(
-                    Frames(VecDeque::from([
-                        Frame::data(Bytes::from_static(b"hello ")),
-                        Frame::data(Bytes::from_static(b"chunked world")),
-                        Frame::trailers(trailers),
-                    ]))
+                    // No length known ahead: it goes chunked.
+                    StreamBody::new(futures::stream::iter(
+                        [
+                            Frame::data(Bytes::from_static(b"hello ")),
+                            Frame::data(Bytes::from_static(b"chunked world")),
+                            Frame::trailers(trailers),
+                        ]
+                        .map(Ok),
+                    ))
                     .boxed_unsync(),
                 )
                 .unwrap(),
