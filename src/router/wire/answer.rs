@@ -89,7 +89,11 @@ pub(super) fn answer(
         || status == StatusCode::NOT_MODIFIED
     {
         (Reading::Done, false)
-    } else if let Some(te) = headers.get_all(header::TRANSFER_ENCODING).iter().last() {
+    } else if let Some(te) = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+    {
         let chunked = te
             .to_str()
             .ok()

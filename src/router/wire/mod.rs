@@ -148,6 +148,9 @@ impl Conn {
 }
 
 /// A request whose head went out and whose answer's head came back.
+// Returned once per request, by value: boxing the answer would cost an
+// allocation each time to save stack on the rare stale case.
+#[allow(clippy::large_enum_variant)]
 enum Exchanged<B> {
     Answer(Response<AnswerBody>),
     /// A connection that had served before was found closed before the
