@@ -19,12 +19,12 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, Response, StatusCode};
+use hyper::body::Body;
 
 use super::pool::Pool;
 use crate::dyno::pipe::{MemStream, ReadEnd, WriteEnd};
 pub use answer::{AnswerBody, Upgraded};
 use answer::{Head, answer, parse_head};
-use hyper::body::Body;
 use request::{BoxError, Pump, Pumped, encode_head};
 
 /// An answer's head may be this long; a longer one is malformed (hyper's
