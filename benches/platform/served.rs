@@ -27,13 +27,22 @@ pub struct Served {
     pub daemon: Daemon,
     api: String,
     token: String,
+    /// Its dynos' `$PORT`s are real sockets (`--dyno-ports real`), not in
+    /// memory (the default).
+    real_ports: bool,
 }
+
+/// The harness's daemon: runtime metrics, where an app turns them on,
+/// every second (20x Heroku's rate; the `metrics` figure measures what
+/// they cost), dynos' ports in memory.
+const DAEMON_ARGS: &[&str] = &["--metrics-interval", "1"];
 
 impl Served {
     pub async fn start() -> Served {
-        // Runtime metrics, where an app turns them on, every second (20x
-        // Heroku's rate): the `metrics` figure measures what they cost.
-        let served = Served::attach(Daemon::start(&["--metrics-interval", "1"]));
+        let mut served = Served::attach(Daemon::start(DAEMON_ARGS));
+        served.real_ports = DAEMON_ARGS
+            .windows(2)
+            .any(|w| w == ["--dyno-ports", "real"]);
         served.deploy(APP, "hello");
         served.daemon.answers(APP, "/", "hello\n").await;
         served.deploy(KEEP_ALIVE, "probe");
@@ -57,6 +66,7 @@ impl Served {
             api: read("api").trim_start_matches("http://").to_owned(),
             token: read("api-token"),
             daemon,
+            real_ports: false,
         }
     }
 
@@ -122,12 +132,14 @@ impl Served {
 
     /// The web dynos' `$PORT`s when they are real ports to connect to
     /// straight; none when they are in memory (the daemon's default).
+    /// (Known from the daemon's flags, not by connecting: an in-memory
+    /// `$PORT` is a number no socket holds, which another process may
+    /// have bound, or a connect from that very port may reach itself.)
     pub async fn direct_ports(&self, app: &str) -> Vec<SocketAddr> {
-        let ports = self.web_ports(app).await;
-        let reachable = ports.first().is_some_and(|a| {
-            std::net::TcpStream::connect_timeout(a, Duration::from_secs(1)).is_ok()
-        });
-        if reachable { ports } else { Vec::new() }
+        match self.real_ports {
+            true => self.web_ports(app).await,
+            false => Vec::new(),
+        }
     }
 
     /// The `$PORT`s of the web dynos that are up, if no other dyno is
