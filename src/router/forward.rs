@@ -43,6 +43,17 @@ pub(super) enum Failed {
 }
 
 impl Router {
+    /// Whether a request on the peer port shows the cluster's token
+    /// (compared in constant time).
+    pub(super) fn shows_cluster_token(&self, headers: &http::HeaderMap) -> bool {
+        let (Some(want), Some(got)) = (self.cfg.peer_token.as_deref(), headers.get(PEER_TOKEN))
+        else {
+            return false;
+        };
+        let (want, got) = (want.as_bytes(), got.as_bytes());
+        want.len() == got.len() && want.iter().zip(got).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+    }
+
     /// Sends the request to the dyno the way its `$PORT` is reached.
     pub(super) async fn send(
         &self,
