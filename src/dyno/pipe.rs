@@ -198,10 +198,6 @@ impl WriteEnd {
         let s = self.0.lock();
         !s.read_closed && !s.write_closed
     }
-
-    pub fn close(&self) {
-        self.0.close_write()
-    }
 }
 
 impl Drop for ReadEnd {

@@ -41,7 +41,11 @@ async fn run(client: OnUpgrade, dyno: DynoSide, stop: CancellationToken) {
             Ok(d) => join(&mut c, &mut TokioIo::new(d), stop).await,
             Err(e) => tracing::debug!("upgrade did not complete: {e}"),
         },
-        DynoSide::Memory(mut d) => join(&mut c, &mut d, stop).await,
+        DynoSide::Memory(Upgraded { early, mut stream }) => {
+            if c.write_all(&early).await.is_ok() {
+                join(&mut c, &mut stream, stop).await;
+            }
+        }
         DynoSide::Gone => {}
     }
     let _ = c.shutdown().await;

@@ -45,7 +45,7 @@ pub enum WireError {
     /// The client's request body failed (it went away, or passed the
     /// router's limit).
     #[error("the request body: {0}")]
-    Body(Box<dyn std::error::Error + Send + Sync>),
+    Body(BoxError),
 }
 
 /// One keep-alive connection to a dyno.

@@ -475,15 +475,15 @@ async fn after_a_101_the_connection_is_the_tunnels_with_what_came_after_the_head
     guest.write(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\nearly", 200);
     let mut resp = pending.await.unwrap();
     assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
-    let mut tunnel = resp
+    let super::Upgraded { early, mut stream } = resp
         .body_mut()
         .take_upgrade()
         .expect("a 101 hands over its connection");
     guest.write(b" and late", 100);
-    let mut got = vec![0u8; 14];
-    tunnel.read_exact(&mut got).await.unwrap();
-    assert_eq!(got, b"early and late");
-    tunnel.write_all(b"ping").await.unwrap();
+    let mut late = vec![0u8; 9];
+    stream.read_exact(&mut late).await.unwrap();
+    assert_eq!([&early[..], &late[..]].concat(), b"early and late");
+    stream.write_all(b"ping").await.unwrap();
     let want = "GET /ws HTTP/1.1\r\nhost: app.localhost\r\n\r\nping";
     assert_eq!(
         String::from_utf8(guest.read(want.len()).await).unwrap(),
