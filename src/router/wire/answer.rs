@@ -132,16 +132,20 @@ pub(super) fn answer(
 fn content_length(headers: &HeaderMap) -> Option<Result<u64, ()>> {
     let mut found: Option<u64> = None;
     for v in headers.get_all(header::CONTENT_LENGTH) {
-        for part in v.to_str().map_err(|_| ()).ok()?.split(',') {
-            let part = part.trim();
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Some(Err(()));
-            }
-            let n = part.parse::<u64>().map_err(|_| ());
+        // Bytes past ASCII are no number either (before, they hid the
+        // header and the body was read to the close).
+        let Ok(v) = v.to_str() else {
+            return Some(Err(()));
+        };
+        for part in v.split(',').map(str::trim) {
+            let n = match part.bytes().all(|b| b.is_ascii_digit()) {
+                true => part.parse::<u64>().map_err(drop),
+                false => Err(()),
+            };
             match (found, n) {
-                (_, Err(())) => return Some(Err(())),
                 (Some(f), Ok(n)) if f != n => return Some(Err(())),
                 (_, Ok(n)) => found = Some(n),
+                (_, Err(())) => return Some(Err(())),
             }
         }
     }

@@ -296,6 +296,10 @@ async fn malformed_answers_fail_and_close_their_connection() {
             false,
         ),
         (
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 1\xe9\r\n\r\nx"[..],
+            false,
+        ),
+        (
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nxyz",
             false,
         ),
