@@ -75,16 +75,14 @@ impl Router {
             }
             DynoAddr::Memory(door) => {
                 // A request target in origin form (`/path?q`) goes as it
-                // is; one in absolute form gives its authority to `Host`
-                // when the client sent none.
+                // is; one in absolute form (a scheme has an authority)
+                // gives its authority to `Host` when the client sent none.
                 if let Some(authority) = req.uri().authority().cloned() {
                     if !req.headers().contains_key(http::header::HOST) {
                         let host = HeaderValue::from_str(authority.as_str())
                             .map_err(|_| Failed::Platform)?;
                         req.headers_mut().insert(http::header::HOST, host);
                     }
-                    *req.uri_mut() = path.parse().map_err(|_| Failed::Platform)?;
-                } else if req.uri().scheme().is_some() {
                     *req.uri_mut() = path.parse().map_err(|_| Failed::Platform)?;
                 }
                 match backend.pool.send(door, req).await {
