@@ -35,6 +35,7 @@ pub mod output;
 pub mod pipe;
 pub mod ports;
 pub mod proxy;
+mod quota;
 pub mod sandbox;
 mod shadows;
 mod vsock;

@@ -6,8 +6,8 @@
 //! platform's four), its socket policy (bind `$PORT` only, on loopback;
 //! never connect to the platform's or another dyno's ports, nor to any
 //! host-only address but the ports the operator opened), its memory and disk
-//! quotas, and the clocks and randomness it sees. Read this file to audit
-//! what a dyno can reach.
+//! quotas (memory's in [`super::quota`]), and the clocks and randomness it
+//! sees. Read this file to audit what a dyno can reach.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,8 +17,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::SeedableRng;
+use wasmtime::Store;
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -28,9 +28,9 @@ use super::egress::EgressHooks;
 use super::fence::host_only;
 use super::files::DynoFiles;
 use super::lifecycle::SharedSignals;
-use super::meter::Held;
 use super::output::{DynoOutput, OutputPipe};
 use super::ports::PortBook;
+use super::quota::Quota;
 use crate::logbus::Bus;
 
 /// Default memory quota of a dyno (Heroku's standard-1X).
@@ -42,12 +42,6 @@ pub(crate) const MAX_HANDLES: usize = 10_000;
 const HOSTCALL_FUEL: usize = 16 << 20;
 /// Most random bytes one `get-random-bytes` call may ask for.
 const MAX_RANDOM: u64 = 1 << 20;
-/// Instances, tables, memories one store may create: a component of
-/// StarlingMonkey's size uses a handful of each.
-const MAX_INSTANCES: usize = 64;
-const MAX_TABLES: usize = 64;
-const MAX_MEMORIES: usize = 64;
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 /// Fixed clocks and seeds, so a test sees the same dyno behaviour every run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -139,61 +133,6 @@ impl WasiHttpView for DynoData {
     }
 }
 
-/// The memory quota, recording when a guest runs into it.
-struct Quota {
-    memory: usize,
-    signals: SharedSignals,
-    /// This store's share of the dyno's memory, as its meter counts it.
-    held: Held,
-}
-
-impl ResourceLimiter for Quota {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.memory {
-            self.signals.over_quota.store(true, Ordering::SeqCst);
-            wasmtime::bail!(
-                "memory quota exceeded: wanted {} MiB of {} MiB",
-                desired >> 20,
-                self.memory >> 20
-            );
-        }
-        self.held.grow(current, desired);
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > MAX_TABLE_ELEMENTS {
-            return Ok(false);
-        }
-        // Counted as a table of references takes it: a pointer each.
-        let slot = std::mem::size_of::<usize>();
-        self.held.grow(current * slot, desired * slot);
-        Ok(true)
-    }
-
-    fn instances(&self) -> usize {
-        MAX_INSTANCES
-    }
-
-    fn tables(&self) -> usize {
-        MAX_TABLES
-    }
-
-    fn memories(&self) -> usize {
-        MAX_MEMORIES
-    }
-}
-
 impl Sandbox {
     /// The env a dyno sees: its config vars, then the platform's own.
     pub fn env(&self) -> BTreeMap<String, String> {
@@ -249,11 +188,7 @@ impl Sandbox {
             files,
             table,
             fds,
-            quota: Quota {
-                memory: self.memory,
-                held: Held::new(signals.meter.clone()),
-                signals: signals.clone(),
-            },
+            quota: Quota::new(self.memory, signals.clone()),
             signals,
             door: self.door.clone(),
             virt: Default::default(),
