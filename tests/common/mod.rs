@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod daemon;
+pub mod edge;
 pub mod inproc;
 pub mod nats;
 pub mod probe_app;
